@@ -1,0 +1,3 @@
+//! kiln-store: an OSTree-compatible content-addressed object store.
+//!
+//! This crate never prints; it returns typed errors and values.

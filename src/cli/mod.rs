@@ -1,5 +1,7 @@
 //! Command-line front end: the only part of kiln that prints.
 
+pub mod progress;
+pub mod repo;
 pub mod toolbox;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +19,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// OSTree repository verbs (`ostree`'s verbs and flags).
+    Repo(repo::RepoArgs),
     /// Mutable development containers sharing your $HOME.
     Toolbox(toolbox::ToolboxArgs),
 }
@@ -24,7 +28,11 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if let Some(fp) = std::env::var_os("KILN_FAILPOINT") {
+        kiln_store::failpoint::set(&fp.to_string_lossy());
+    }
     let result = match cli.command {
+        Command::Repo(args) => repo::run(args),
         Command::Toolbox(args) => toolbox::run(args),
     };
     match result {

@@ -74,7 +74,7 @@ impl Repo {
     /// mode is chosen).
     pub fn checkout(&self, commit: &Checksum, dest: &Path, opts: &CheckoutOptions, progress: &Progress) -> Result<CheckoutStats> {
         self.lock(LockKind::Shared)?;
-        if opts.require_hardlinks && !self.can_hardlink(opts.mode) {
+        if opts.require_hardlinks && (!self.can_hardlink(opts.mode) || self.mode() == RepoMode::Archive) {
             return Err(Error::Unsupported(match (self.mode(), opts.mode) {
                 (RepoMode::BareUser, CheckoutMode::None) => {
                     "User repository mode requires user checkout mode to hardlink".to_string()
@@ -193,7 +193,11 @@ impl Repo {
                 }
             }
         }
-        if hardlink {
+        let obj = self.load_content(&f.csum)?;
+        // Like ostree: symlinks are always created afresh and empty files
+        // copied (linking them would pile up huge link counts).
+        let linkable = (obj.meta.is_regular() && obj.size > 0) || (obj.meta.is_symlink() && self.mode() == RepoMode::Bare);
+        if hardlink && linkable {
             let src = if self.mode() == RepoMode::Archive { self.uncompressed_cached(&f.csum)? } else { self.object_path(&f.csum, ObjectType::File) };
             match std::fs::hard_link(&src, &f.dest) {
                 Ok(()) => return Ok(true),
@@ -204,7 +208,6 @@ impl Repo {
                 Err(e) => return Err(Error::io(&f.dest, e)),
             }
         }
-        let obj = self.load_content(&f.csum)?;
         write_copy(&obj, &f.dest, opts.mode)?;
         Ok(false)
     }

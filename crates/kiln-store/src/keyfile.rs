@@ -37,6 +37,12 @@ impl KeyFile {
         self.groups.iter().find(|g| g.0 == group)?.1.iter().rev().find(|k| k.0 == key).map(|k| k.1.as_str())
     }
 
+    pub fn remove_key(&mut self, group: &str, key: &str) {
+        if let Some(g) = self.groups.iter_mut().find(|g| g.0 == group) {
+            g.1.retain(|k| k.0 != key);
+        }
+    }
+
     pub fn set(&mut self, group: &str, key: &str, value: &str) {
         if !self.groups.iter().any(|g| g.0 == group) {
             self.groups.push((group.to_string(), Vec::new()));

@@ -8,6 +8,7 @@
 pub mod checkout;
 pub mod checksum;
 pub mod commit;
+pub mod datetime;
 pub mod diff;
 pub mod fsck;
 pub mod prune;

@@ -201,7 +201,11 @@ impl Repo {
                 let (uid, gid, mode, xattrs) = FileMeta::from_ostreemeta(&meta_bytes).map_err(|e| bad(e.to_string()))?;
                 let mut meta = FileMeta { uid, gid, mode, rdev: 0, symlink_target: String::new(), xattrs };
                 if meta.is_symlink() {
-                    let t = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                    let mut t = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                    // ostree stores the target NUL-terminated
+                    if t.last() == Some(&0) {
+                        t.pop();
+                    }
                     meta.symlink_target = String::from_utf8(t).map_err(|_| bad("symlink target not UTF-8".into()))?;
                     meta.validate().map_err(|e| bad(e.to_string()))?;
                     return Ok(ContentObject { csum: *csum, meta, size: 0, data: ContentData::None });
@@ -311,7 +315,9 @@ impl<'r> ContentWriter<'r> {
                 }
                 RepoMode::BareUser if w.meta.is_symlink() => {
                     let mut f = f;
+                    // NUL-terminated, as ostree writes it
                     f.write_all(w.meta.symlink_target.as_bytes()).map_err(|e| w.err(e))?;
+                    f.write_all(&[0]).map_err(|e| w.err(e))?;
                     Sink::Raw(f)
                 }
                 _ => Sink::Raw(f),

@@ -12,6 +12,10 @@
 //!   error (GLib builds an invalid string and fails an assertion);
 //! - as in C, text stops at the first NUL character.
 
+#[path = "text_infer.rs"]
+mod infer;
+#[path = "text_number.rs"]
+mod number;
 #[path = "text_parse.rs"]
 mod parse_impl;
 #[path = "text_unicode.rs"]
@@ -25,7 +29,7 @@ pub use parse_impl::parse;
 /// Where in the text a parse error was found, and what it was. Positions
 /// are byte offsets, reported like GLib does (`start-end:message`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {kind}", span(*.start, *.end, .other))]
+#[error("{}:{kind}", span(*.start, *.end, .other))]
 pub struct TextError {
     pub start: usize,
     pub end: usize,
@@ -36,7 +40,11 @@ pub struct TextError {
 }
 
 fn span(start: usize, end: usize, other: &Option<(usize, usize)>) -> String {
-    let mut s = if start == end { start.to_string() } else { format!("{start}-{end}") };
+    let mut s = if start == end {
+        start.to_string()
+    } else {
+        format!("{start}-{end}")
+    };
     if let Some((a, b)) = other {
         let _ = write!(s, ",{a}-{b}");
     }
@@ -49,7 +57,10 @@ pub enum TextErrorKind {
     #[error("expected value")]
     ValueExpected,
     #[error("expected '{token}'{purpose}")]
-    UnexpectedToken { token: &'static str, purpose: &'static str },
+    UnexpectedToken {
+        token: &'static str,
+        purpose: &'static str,
+    },
     #[error("unknown keyword")]
     UnknownKeyword,
     #[error("expected end of input")]
@@ -313,7 +324,10 @@ fn is_print(c: char) -> bool {
     }
     let table = unicode::NON_PRINTABLE;
     let i = table.partition_point(|&(_, hi)| hi < c);
-    !table.get(i).is_some_and(|&(lo, _)| lo <= c)
+    match table.get(i) {
+        Some(&(lo, _)) => c < lo,
+        None => true,
+    }
 }
 
 /// `g_ascii_dtostr` (`%.17g`), plus the `.0` GLib adds so that the number
@@ -339,7 +353,10 @@ fn format_double(d: f64) -> String {
             let split = (exp as usize + 1).min(digits.len());
             (digits[..split].to_string(), digits[split..].to_string())
         } else {
-            ("0".to_string(), format!("{}{}", "0".repeat((-exp - 1) as usize), digits))
+            (
+                "0".to_string(),
+                format!("{}{}", "0".repeat((-exp - 1) as usize), digits),
+            )
         };
         let frac = frac_part.trim_end_matches('0');
         out.push_str(&int_part);

@@ -1,5 +1,6 @@
 //! Command-line front end: the only part of kiln that prints.
 
+pub mod demo;
 pub mod progress;
 pub mod repo;
 pub mod toolbox;
@@ -8,7 +9,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "kiln", version, about = "Atomic, image-based Linux: an OSTree-compatible store, deployments, apps and toolboxes")]
+#[command(
+    name = "kiln",
+    version,
+    about = "Atomic, image-based Linux: an OSTree-compatible store, deployments, apps and toolboxes"
+)]
 pub struct Cli {
     /// More logging (repeat for more); RUST_LOG also works.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
@@ -19,6 +24,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run kiln's main job on a built-in tree in a scratch directory.
+    Demo(demo::DemoArgs),
     /// OSTree repository verbs (`ostree`'s verbs and flags).
     Repo(repo::RepoArgs),
     /// Mutable development containers sharing your $HOME.
@@ -33,6 +40,7 @@ pub fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Repo(args) => repo::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Toolbox(args) => toolbox::run(args),
     };
     match result {

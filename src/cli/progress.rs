@@ -24,9 +24,11 @@ impl Bar {
         let handle = std::thread::spawn(move || {
             let pb = ProgressBar::new(0);
             pb.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} files, {msg} ({eta})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} files, {msg} ({eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             pb.set_prefix(label);
             while !s.load(Ordering::Relaxed) {
@@ -38,7 +40,10 @@ impl Bar {
             }
             pb.finish_and_clear();
         });
-        Bar { stop, handle: Some(handle) }
+        Bar {
+            stop,
+            handle: Some(handle),
+        }
     }
 }
 

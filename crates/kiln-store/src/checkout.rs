@@ -72,14 +72,24 @@ impl Repo {
 
     /// Check out `commit` into `dest` (which must not exist unless a union
     /// mode is chosen).
-    pub fn checkout(&self, commit: &Checksum, dest: &Path, opts: &CheckoutOptions, progress: &Progress) -> Result<CheckoutStats> {
+    pub fn checkout(
+        &self,
+        commit: &Checksum,
+        dest: &Path,
+        opts: &CheckoutOptions,
+        progress: &Progress,
+    ) -> Result<CheckoutStats> {
         self.lock(LockKind::Shared)?;
-        if opts.require_hardlinks && (!self.can_hardlink(opts.mode) || self.mode() == RepoMode::Archive) {
+        if opts.require_hardlinks
+            && (!self.can_hardlink(opts.mode) || self.mode() == RepoMode::Archive)
+        {
             return Err(Error::Unsupported(match (self.mode(), opts.mode) {
                 (RepoMode::BareUser, CheckoutMode::None) => {
                     "User repository mode requires user checkout mode to hardlink".to_string()
                 }
-                _ if opts.mode == CheckoutMode::User => "Bare repository mode cannot hardlink in user checkout mode".to_string(),
+                _ if opts.mode == CheckoutMode::User => {
+                    "Bare repository mode cannot hardlink in user checkout mode".to_string()
+                }
                 _ => "Bare repository mode cannot hardlink in user checkout mode".to_string(),
             }));
         }
@@ -87,18 +97,33 @@ impl Repo {
         let (mut tree, mut meta) = (c.root_tree, c.root_meta);
         let mut dirs = Vec::new();
         let mut files = Vec::new();
-        if let Some(sub) = opts.subpath.as_deref().filter(|s| *s != "/" && !s.is_empty()) {
+        if let Some(sub) = opts
+            .subpath
+            .as_deref()
+            .filter(|s| *s != "/" && !s.is_empty())
+        {
             let comps: Vec<&str> = sub.split('/').filter(|s| !s.is_empty()).collect();
             for (i, comp) in comps.iter().enumerate() {
                 let dt = self.read_dirtree(&tree)?;
                 if let Some((_, t, m)) = dt.dirs.iter().find(|(n, _, _)| n == comp) {
                     tree = *t;
                     meta = *m;
-                } else if let Some((_, f)) = dt.files.iter().find(|(n, _)| n == comp).filter(|_| i + 1 == comps.len()) {
-                    files.push(FileJob { dest: dest.to_path_buf(), csum: *f });
+                } else if let Some((_, f)) = dt
+                    .files
+                    .iter()
+                    .find(|(n, _)| n == comp)
+                    .filter(|_| i + 1 == comps.len())
+                {
+                    files.push(FileJob {
+                        dest: dest.to_path_buf(),
+                        csum: *f,
+                    });
                     return self.run_checkout(dirs, files, opts, progress, dest);
                 } else {
-                    return Err(Error::invalid(sub, "No such file or directory in the commit"));
+                    return Err(Error::invalid(
+                        sub,
+                        "No such file or directory in the commit",
+                    ));
                 }
             }
         }
@@ -106,12 +131,25 @@ impl Repo {
         self.run_checkout(dirs, files, opts, progress, dest)
     }
 
-    fn plan(&self, tree: &Checksum, meta: &Checksum, dest: &Path, dirs: &mut Vec<DirJob>, files: &mut Vec<FileJob>) -> Result<()> {
+    fn plan(
+        &self,
+        tree: &Checksum,
+        meta: &Checksum,
+        dest: &Path,
+        dirs: &mut Vec<DirJob>,
+        files: &mut Vec<FileJob>,
+    ) -> Result<()> {
         let dm = self.read_dirmeta(meta)?;
         let dt = self.read_dirtree(tree)?;
-        dirs.push(DirJob { dest: dest.to_path_buf(), meta: dm });
+        dirs.push(DirJob {
+            dest: dest.to_path_buf(),
+            meta: dm,
+        });
         for (name, c) in &dt.files {
-            files.push(FileJob { dest: dest.join(name), csum: *c });
+            files.push(FileJob {
+                dest: dest.join(name),
+                csum: *c,
+            });
         }
         for (name, t, m) in &dt.dirs {
             self.plan(t, m, &dest.join(name), dirs, files)?;
@@ -119,18 +157,37 @@ impl Repo {
         Ok(())
     }
 
-    fn run_checkout(&self, dirs: Vec<DirJob>, files: Vec<FileJob>, opts: &CheckoutOptions, progress: &Progress, dest: &Path) -> Result<CheckoutStats> {
+    fn run_checkout(
+        &self,
+        dirs: Vec<DirJob>,
+        files: Vec<FileJob>,
+        opts: &CheckoutOptions,
+        progress: &Progress,
+        dest: &Path,
+    ) -> Result<CheckoutStats> {
         progress.add_total(files.len() as u64, 0);
         // Directories first (pre-order), writable for now.
         for d in &dirs {
             match std::fs::create_dir(&d.dest) {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && (opts.overwrite != Overwrite::None || d.dest == dest) => {
-                    let st = std::fs::symlink_metadata(&d.dest).map_err(|e| Error::io(&d.dest, e))?;
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists
+                        && (opts.overwrite != Overwrite::None || d.dest == dest) =>
+                {
+                    let st =
+                        std::fs::symlink_metadata(&d.dest).map_err(|e| Error::io(&d.dest, e))?;
                     if !st.is_dir() {
-                        return Err(Error::io(&d.dest, std::io::Error::from_raw_os_error(libc::ENOTDIR)));
+                        return Err(Error::io(
+                            &d.dest,
+                            std::io::Error::from_raw_os_error(libc::ENOTDIR),
+                        ));
                     }
-                    if d.dest == dest && opts.overwrite == Overwrite::None && std::fs::read_dir(&d.dest).map(|mut r| r.next().is_some()).unwrap_or(false) {
+                    if d.dest == dest
+                        && opts.overwrite == Overwrite::None
+                        && std::fs::read_dir(&d.dest)
+                            .map(|mut r| r.next().is_some())
+                            .unwrap_or(false)
+                    {
                         return Err(Error::io(&d.dest, e));
                     }
                 }
@@ -139,7 +196,8 @@ impl Repo {
         }
         let hardlink = !opts.force_copy && self.can_hardlink(opts.mode);
         if self.mode() == RepoMode::Archive && hardlink {
-            std::fs::create_dir_all(self.uncompressed_cache_dir()).map_err(|e| Error::io(&self.uncompressed_cache_dir(), e))?;
+            std::fs::create_dir_all(self.uncompressed_cache_dir())
+                .map_err(|e| Error::io(&self.uncompressed_cache_dir(), e))?;
         }
         let results: Vec<Result<bool>> = files
             .par_iter()
@@ -150,7 +208,10 @@ impl Repo {
                 r
             })
             .collect();
-        let mut stats = CheckoutStats { dirs: dirs.len() as u64, ..Default::default() };
+        let mut stats = CheckoutStats {
+            dirs: dirs.len() as u64,
+            ..Default::default()
+        };
         for r in results {
             match r? {
                 true => stats.hardlinked += 1,
@@ -176,18 +237,29 @@ impl Repo {
     fn checkout_file(&self, f: &FileJob, opts: &CheckoutOptions, hardlink: bool) -> Result<bool> {
         if let Ok(st) = std::fs::symlink_metadata(&f.dest) {
             match opts.overwrite {
-                Overwrite::None => return Err(Error::io(&f.dest, std::io::Error::from_raw_os_error(libc::EEXIST))),
+                Overwrite::None => {
+                    return Err(Error::io(
+                        &f.dest,
+                        std::io::Error::from_raw_os_error(libc::EEXIST),
+                    ))
+                }
                 Overwrite::AddFiles => return Ok(false),
                 Overwrite::UnionFiles => {
                     if st.is_dir() {
-                        return Err(Error::io(&f.dest, std::io::Error::from_raw_os_error(libc::EISDIR)));
+                        return Err(Error::io(
+                            &f.dest,
+                            std::io::Error::from_raw_os_error(libc::EISDIR),
+                        ));
                     }
                     std::fs::remove_file(&f.dest).map_err(|e| Error::io(&f.dest, e))?;
                 }
                 Overwrite::UnionIdentical => {
                     let obj = self.load_content(&f.csum)?;
                     if !same_content(&obj, &f.dest)? {
-                        return Err(Error::invalid(f.dest.display().to_string(), "File exists and is not identical"));
+                        return Err(Error::invalid(
+                            f.dest.display().to_string(),
+                            "File exists and is not identical",
+                        ));
                     }
                     return Ok(false);
                 }
@@ -196,14 +268,24 @@ impl Repo {
         let obj = self.load_content(&f.csum)?;
         // Like ostree: symlinks are always created afresh and empty files
         // copied (linking them would pile up huge link counts).
-        let linkable = (obj.meta.is_regular() && obj.size > 0) || (obj.meta.is_symlink() && self.mode() == RepoMode::Bare);
+        let linkable = (obj.meta.is_regular() && obj.size > 0)
+            || (obj.meta.is_symlink() && self.mode() == RepoMode::Bare);
         if hardlink && linkable {
-            let src = if self.mode() == RepoMode::Archive { self.uncompressed_cached(&f.csum)? } else { self.object_path(&f.csum, ObjectType::File) };
+            let src = if self.mode() == RepoMode::Archive {
+                self.uncompressed_cached(&f.csum)?
+            } else {
+                self.object_path(&f.csum, ObjectType::File)
+            };
             match std::fs::hard_link(&src, &f.dest) {
                 Ok(()) => return Ok(true),
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV) | Some(libc::EMLINK)) && !opts.require_hardlinks => {}
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(libc::EXDEV) | Some(libc::EMLINK))
+                        && !opts.require_hardlinks => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && !src.exists() => {
-                    return Err(Error::MissingObject { csum: f.csum, ty: ObjectType::File });
+                    return Err(Error::MissingObject {
+                        csum: f.csum,
+                        ty: ObjectType::File,
+                    });
                 }
                 Err(e) => return Err(Error::io(&f.dest, e)),
             }
@@ -233,7 +315,9 @@ fn same_content(obj: &ContentObject, path: &Path) -> Result<bool> {
     let st = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
     if obj.meta.is_symlink() {
         return Ok(st.file_type().is_symlink()
-            && std::fs::read_link(path).map(|t| t.to_str() == Some(obj.meta.symlink_target.as_str())).unwrap_or(false));
+            && std::fs::read_link(path)
+                .map(|t| t.to_str() == Some(obj.meta.symlink_target.as_str()))
+                .unwrap_or(false));
     }
     if !st.is_file() || st.len() != obj.size {
         return Ok(false);
@@ -258,8 +342,10 @@ fn write_copy(obj: &ContentObject, dest: &Path, mode: CheckoutMode) -> Result<()
             )
             .map_err(|e| Error::rio(dest, e))?;
             for (k, v) in &m.xattrs {
-                let name = std::ffi::CString::new(k.clone()).map_err(|e| Error::io(dest, std::io::Error::other(e)))?;
-                rustix::fs::lsetxattr(dest, name.as_c_str(), v, rustix::fs::XattrFlags::empty()).map_err(|e| Error::rio(dest, e))?;
+                let name = std::ffi::CString::new(k.clone())
+                    .map_err(|e| Error::io(dest, std::io::Error::other(e)))?;
+                rustix::fs::lsetxattr(dest, name.as_c_str(), v, rustix::fs::XattrFlags::empty())
+                    .map_err(|e| Error::rio(dest, e))?;
             }
         }
         return Ok(());
@@ -279,17 +365,24 @@ fn write_copy(obj: &ContentObject, dest: &Path, mode: CheckoutMode) -> Result<()
         }
         let perm = match mode {
             CheckoutMode::None => {
-                rustix::fs::fchown(&f, Some(rustix::fs::Uid::from_raw(m.uid)), Some(rustix::fs::Gid::from_raw(m.gid)))
-                    .map_err(|e| Error::rio(dest, e))?;
+                rustix::fs::fchown(
+                    &f,
+                    Some(rustix::fs::Uid::from_raw(m.uid)),
+                    Some(rustix::fs::Gid::from_raw(m.gid)),
+                )
+                .map_err(|e| Error::rio(dest, e))?;
                 for (k, v) in &m.xattrs {
-                    let name = std::ffi::CString::new(k.clone()).map_err(|e| Error::io(dest, std::io::Error::other(e)))?;
-                    rustix::fs::fsetxattr(&f, name.as_c_str(), v, rustix::fs::XattrFlags::empty()).map_err(|e| Error::rio(dest, e))?;
+                    let name = std::ffi::CString::new(k.clone())
+                        .map_err(|e| Error::io(dest, std::io::Error::other(e)))?;
+                    rustix::fs::fsetxattr(&f, name.as_c_str(), v, rustix::fs::XattrFlags::empty())
+                        .map_err(|e| Error::rio(dest, e))?;
                 }
                 m.mode & 0o7777
             }
             CheckoutMode::User => (m.mode & 0o7777 & !0o6000) | 0o400,
         };
-        rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(perm)).map_err(|e| Error::rio(dest, e))?;
+        rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(perm))
+            .map_err(|e| Error::rio(dest, e))?;
         Ok(())
     })();
     if res.is_err() {
@@ -310,12 +403,19 @@ fn apply_dir_meta(path: &Path, m: &DirMeta, mode: CheckoutMode) -> Result<()> {
         )
         .map_err(|e| Error::rio(path, e))?;
         for (k, v) in &m.xattrs {
-            let name = std::ffi::CString::new(k.clone()).map_err(|e| Error::io(path, std::io::Error::other(e)))?;
-            rustix::fs::lsetxattr(path, name.as_c_str(), v, rustix::fs::XattrFlags::empty()).map_err(|e| Error::rio(path, e))?;
+            let name = std::ffi::CString::new(k.clone())
+                .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+            rustix::fs::lsetxattr(path, name.as_c_str(), v, rustix::fs::XattrFlags::empty())
+                .map_err(|e| Error::rio(path, e))?;
         }
     }
-    rustix::fs::chmodat(rustix::fs::CWD, path, rustix::fs::Mode::from_raw_mode(m.mode & 0o7777), rustix::fs::AtFlags::empty())
-        .map_err(|e| Error::rio(path, e))
+    rustix::fs::chmodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Mode::from_raw_mode(m.mode & 0o7777),
+        rustix::fs::AtFlags::empty(),
+    )
+    .map_err(|e| Error::rio(path, e))
 }
 
 /// Process overlayfs-style whiteouts (`.wh.NAME` removes NAME).

@@ -33,7 +33,9 @@ impl Checksum {
 
     /// True if `s` looks like a full checksum.
     pub fn is_hex(s: &str) -> bool {
-        s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     }
 }
 

@@ -50,14 +50,20 @@ impl Modifier {
                 continue;
             }
             let (m, path) = line.split_once(' ').ok_or_else(|| {
-                Error::invalid(format!("{}:{}", origin.display(), n + 1), "Malformed statoverride file (no space found)")
+                Error::invalid(
+                    format!("{}:{}", origin.display(), n + 1),
+                    "Malformed statoverride file (no space found)",
+                )
             })?;
             let (set, num) = match m.strip_prefix('=') {
                 Some(rest) => (true, rest),
                 None => (false, m.strip_prefix('+').unwrap_or(m)),
             };
             let mode = num.parse::<f64>().map_err(|_| {
-                Error::invalid(format!("{}:{}", origin.display(), n + 1), format!("bad mode {m:?}"))
+                Error::invalid(
+                    format!("{}:{}", origin.display(), n + 1),
+                    format!("bad mode {m:?}"),
+                )
             })? as i64 as u32;
             if set {
                 self.mode_overrides.insert(path.to_string(), mode);
@@ -69,7 +75,8 @@ impl Modifier {
     }
 
     pub fn add_skip_list(&mut self, text: &str) {
-        self.skip_list.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
+        self.skip_list
+            .extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
     }
 
     fn is_active(&self, mode: RepoMode) -> bool {
@@ -84,12 +91,30 @@ impl Modifier {
 
     /// Apply to one entry; `false` means skip it.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn apply_pub(&self, repo_mode: RepoMode, path: &str, uid: &mut u32, gid: &mut u32, mode: &mut u32, xattrs: &mut Xattrs, used: &Mutex<HashSet<String>>) -> bool {
+    pub(crate) fn apply_pub(
+        &self,
+        repo_mode: RepoMode,
+        path: &str,
+        uid: &mut u32,
+        gid: &mut u32,
+        mode: &mut u32,
+        xattrs: &mut Xattrs,
+        used: &Mutex<HashSet<String>>,
+    ) -> bool {
         self.apply(repo_mode, path, uid, gid, mode, xattrs, used)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn apply(&self, repo_mode: RepoMode, path: &str, uid: &mut u32, gid: &mut u32, mode: &mut u32, xattrs: &mut Xattrs, used: &Mutex<HashSet<String>>) -> bool {
+    fn apply(
+        &self,
+        repo_mode: RepoMode,
+        path: &str,
+        uid: &mut u32,
+        gid: &mut u32,
+        mode: &mut u32,
+        xattrs: &mut Xattrs,
+        used: &Mutex<HashSet<String>>,
+    ) -> bool {
         if let Some(u) = self.owner_uid {
             *uid = u;
         }
@@ -102,7 +127,9 @@ impl Modifier {
             *mode = (*mode & libc::S_IFMT) | set;
         }
         if self.skip_list.contains(path) {
-            used.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_string());
+            used.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(path.to_string());
             return false;
         }
         if self.canonical_permissions || repo_mode == RepoMode::BareUserOnly {
@@ -189,22 +216,43 @@ fn read_xattrs_or_empty(path: &Path) -> Result<Xattrs> {
 }
 
 fn to_utf8(name: &std::ffi::OsStr, parent: &Path) -> Result<String> {
-    name.to_str()
-        .map(str::to_string)
-        .ok_or_else(|| Error::invalid(parent.join(name).display().to_string(), "file name is not valid UTF-8"))
+    name.to_str().map(str::to_string).ok_or_else(|| {
+        Error::invalid(
+            parent.join(name).display().to_string(),
+            "file name is not valid UTF-8",
+        )
+    })
 }
 
 impl Walker<'_> {
-    fn dirmeta_of(&self, path: &Path, tree_path: &str, st: &std::fs::Metadata) -> Result<Option<DirMeta>> {
+    fn dirmeta_of(
+        &self,
+        path: &Path,
+        tree_path: &str,
+        st: &std::fs::Metadata,
+    ) -> Result<Option<DirMeta>> {
         let mut xattrs = read_xattrs_or_empty(path)?;
         let (mut uid, mut gid, mut mode) = (st.uid(), st.gid(), st.mode());
-        if !self.modifier.apply(self.repo.mode(), tree_path, &mut uid, &mut gid, &mut mode, &mut xattrs, &self.skip_used) {
+        if !self.modifier.apply(
+            self.repo.mode(),
+            tree_path,
+            &mut uid,
+            &mut gid,
+            &mut mode,
+            &mut xattrs,
+            &self.skip_used,
+        ) {
             return Ok(None);
         }
         if !self.active {
             object::canonicalize_xattrs(&mut xattrs);
         }
-        Ok(Some(DirMeta { uid, gid, mode, xattrs }))
+        Ok(Some(DirMeta {
+            uid,
+            gid,
+            mode,
+            xattrs,
+        }))
     }
 
     /// Walk `dir` into `tree` (merging with what is there).
@@ -225,7 +273,11 @@ impl Walker<'_> {
         for name_os in entries {
             let name = to_utf8(&name_os, dir)?;
             let path = dir.join(&name_os);
-            let child_tree_path = if tree_path == "/" { format!("/{name}") } else { format!("{tree_path}/{name}") };
+            let child_tree_path = if tree_path == "/" {
+                format!("/{name}")
+            } else {
+                format!("{tree_path}/{name}")
+            };
             let st = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
             let ft = st.file_type();
             if ft.is_dir() {
@@ -238,21 +290,47 @@ impl Walker<'_> {
             } else if ft.is_file() || ft.is_symlink() {
                 let mut xattrs = read_xattrs_or_empty(&path)?;
                 let (mut uid, mut gid, mut mode) = (st.uid(), st.gid(), st.mode());
-                if !self.modifier.apply(self.repo.mode(), &child_tree_path, &mut uid, &mut gid, &mut mode, &mut xattrs, &self.skip_used) {
+                if !self.modifier.apply(
+                    self.repo.mode(),
+                    &child_tree_path,
+                    &mut uid,
+                    &mut gid,
+                    &mut mode,
+                    &mut xattrs,
+                    &self.skip_used,
+                ) {
                     continue;
                 }
                 let symlink_target = if ft.is_symlink() {
                     let t = std::fs::read_link(&path).map_err(|e| Error::io(&path, e))?;
                     t.to_str()
-                        .ok_or_else(|| Error::invalid(path.display().to_string(), "symlink target is not valid UTF-8"))?
+                        .ok_or_else(|| {
+                            Error::invalid(
+                                path.display().to_string(),
+                                "symlink target is not valid UTF-8",
+                            )
+                        })?
                         .to_string()
                 } else {
                     String::new()
                 };
-                let meta = FileMeta { uid, gid, mode, rdev: 0, symlink_target, xattrs };
+                let meta = FileMeta {
+                    uid,
+                    gid,
+                    mode,
+                    rdev: 0,
+                    symlink_target,
+                    xattrs,
+                };
                 let idx = self.pending.len();
-                self.progress.add_total(1, if ft.is_file() { st.len() } else { 0 });
-                self.pending.push(PendingFile { path, meta, size: if ft.is_file() { st.len() } else { 0 }, dev_ino: (st.dev(), st.ino()) });
+                self.progress
+                    .add_total(1, if ft.is_file() { st.len() } else { 0 });
+                self.pending.push(PendingFile {
+                    path,
+                    meta,
+                    size: if ft.is_file() { st.len() } else { 0 },
+                    dev_ino: (st.dev(), st.ino()),
+                });
                 tree.put_file(&name, FileEntry::Pending(idx));
             } else {
                 return Err(Error::UnsupportedFileType(name));
@@ -266,13 +344,22 @@ impl Repo {
     /// Commit the layered sources (like `ostree commit`).
     pub fn commit(&self, opts: &CommitOptions, progress: &Progress) -> Result<CommitResult> {
         if opts.branch.is_none() && !opts.orphan {
-            return Err(Error::invalid("commit", "A branch must be specified with --branch, or use --orphan"));
+            return Err(Error::invalid(
+                "commit",
+                "A branch must be specified with --branch, or use --orphan",
+            ));
         }
         if opts.modifier.canonical_permissions && (opts.modifier.owner_uid.unwrap_or(0) > 0) {
-            return Err(Error::invalid("commit", "Cannot specify both --canonical-permissions and non-zero --owner-uid"));
+            return Err(Error::invalid(
+                "commit",
+                "Cannot specify both --canonical-permissions and non-zero --owner-uid",
+            ));
         }
         if opts.modifier.canonical_permissions && (opts.modifier.owner_gid.unwrap_or(0) > 0) {
-            return Err(Error::invalid("commit", "Cannot specify both --canonical-permissions and non-zero --owner-gid"));
+            return Err(Error::invalid(
+                "commit",
+                "Cannot specify both --canonical-permissions and non-zero --owner-gid",
+            ));
         }
         if let Some(b) = &opts.branch {
             crate::refs::validate_ref(b)?;
@@ -306,28 +393,54 @@ impl Repo {
                     let commit = self.read_commit(&c)?;
                     merge_existing(self, &mut root, &commit.root_tree, &commit.root_meta)?;
                 }
-                TreeSource::Tar(t) => crate::tar_import::import_tar(self, t, &mut root, &opts.modifier, progress)?,
+                TreeSource::Tar(t) => {
+                    crate::tar_import::import_tar(self, t, &mut root, &opts.modifier, progress)?
+                }
             }
         }
         if opts.sources.is_empty() {
-            return Err(Error::invalid("commit", "no tree to commit (give a directory or --tree=)"));
+            return Err(Error::invalid(
+                "commit",
+                "no tree to commit (give a directory or --tree=)",
+            ));
         }
         let unmatched: Vec<String> = {
             let used = walker.skip_used.lock().unwrap_or_else(|p| p.into_inner());
-            let mut v: Vec<_> = opts.modifier.skip_list.iter().filter(|p| !used.contains(*p)).cloned().collect();
+            let mut v: Vec<_> = opts
+                .modifier
+                .skip_list
+                .iter()
+                .filter(|p| !used.contains(*p))
+                .cloned()
+                .collect();
             v.sort();
             v
         };
         if !unmatched.is_empty() && opts.sources.iter().all(|s| matches!(s, TreeSource::Dir(_))) {
-            return Err(Error::invalid("skip-list", format!("Unmatched skip-list paths: {}", unmatched.join(", "))));
+            return Err(Error::invalid(
+                "skip-list",
+                format!("Unmatched skip-list paths: {}", unmatched.join(", ")),
+            ));
         }
 
         let pending = std::mem::take(&mut walker.pending);
-        let devino = if opts.link_checkout_speedup { self.devino_cache()? } else { HashMap::new() };
+        let devino = if opts.link_checkout_speedup {
+            self.devino_cache()?
+        } else {
+            HashMap::new()
+        };
         let results = self.store_pending(&pending, &devino, progress)?;
         failpoint::hit("commit:after-objects");
 
-        let default_meta = mtree::write_dirmeta(self, &DirMeta { uid: 0, gid: 0, mode: libc::S_IFDIR | 0o755, xattrs: vec![] })?;
+        let default_meta = mtree::write_dirmeta(
+            self,
+            &DirMeta {
+                uid: 0,
+                gid: 0,
+                mode: libc::S_IFDIR | 0o755,
+                xattrs: vec![],
+            },
+        )?;
         let (root_tree, root_meta) = root.write(self, &|i| results[i].0, &default_meta)?;
         let files_total = results.len() as u64;
         let files_written = results.iter().filter(|r| r.1).count() as u64;
@@ -337,16 +450,31 @@ impl Repo {
             if let Some(p) = parent {
                 let pc = self.read_commit(&p)?;
                 if pc.root_tree == root_tree && pc.root_meta == root_meta {
-                    return Ok(CommitResult { commit: p, created: false, files_total, files_written, bytes_written });
+                    return Ok(CommitResult {
+                        commit: p,
+                        created: false,
+                        files_total,
+                        files_written,
+                        bytes_written,
+                    });
                 }
             }
         }
 
         let mut metadata = opts.metadata.clone();
-        if !opts.no_bindings && !(opts.orphan && opts.branch.is_none() && opts.bind_refs.is_empty()) {
-            let mut refs: Vec<String> = opts.branch.iter().cloned().chain(opts.bind_refs.iter().cloned()).collect();
+        if !opts.no_bindings && !(opts.orphan && opts.branch.is_none() && opts.bind_refs.is_empty())
+        {
+            let mut refs: Vec<String> = opts
+                .branch
+                .iter()
+                .cloned()
+                .chain(opts.bind_refs.iter().cloned())
+                .collect();
             refs.sort();
-            metadata.push("ostree.ref-binding", Value::Array(Type::String, refs.into_iter().map(Value::String).collect()));
+            metadata.push(
+                "ostree.ref-binding",
+                Value::Array(Type::String, refs.into_iter().map(Value::String).collect()),
+            );
             if metadata.get("ostree.collection-binding").is_none() {
                 if let Some(cid) = self.config().get("core", "collection-id") {
                     metadata.push("ostree.collection-binding", Value::str(cid));
@@ -354,7 +482,10 @@ impl Repo {
             }
         }
         let timestamp = opts.timestamp.unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
         });
         let commit = Commit {
             metadata,
@@ -383,12 +514,23 @@ impl Repo {
                 }
             }
         }
-        Ok(CommitResult { commit: csum, created: true, files_total, files_written, bytes_written })
+        Ok(CommitResult {
+            commit: csum,
+            created: true,
+            files_total,
+            files_written,
+            bytes_written,
+        })
     }
 
     /// Hash and store every pending file in parallel. Returns, per file,
     /// (checksum, newly written, bytes).
-    fn store_pending(&self, pending: &[PendingFile], devino: &HashMap<(u64, u64), Checksum>, progress: &Progress) -> Result<Vec<(Checksum, bool, u64)>> {
+    fn store_pending(
+        &self,
+        pending: &[PendingFile],
+        devino: &HashMap<(u64, u64), Checksum>,
+        progress: &Progress,
+    ) -> Result<Vec<(Checksum, bool, u64)>> {
         // Hardlinked sources: hash each inode once.
         let seen: Mutex<HashMap<(u64, u64, u32, u32, u32), Checksum>> = Mutex::new(HashMap::new());
         pending
@@ -399,7 +541,13 @@ impl Repo {
                     progress.add_done(1, pf.size);
                     return Ok((*c, false, 0));
                 }
-                let key = (pf.dev_ino.0, pf.dev_ino.1, pf.meta.uid, pf.meta.gid, pf.meta.mode);
+                let key = (
+                    pf.dev_ino.0,
+                    pf.dev_ino.1,
+                    pf.meta.uid,
+                    pf.meta.gid,
+                    pf.meta.mode,
+                );
                 if pf.meta.is_regular() && pf.meta.xattrs.is_empty() {
                     if let Some(c) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
                         progress.add_done(1, pf.size);
@@ -408,7 +556,9 @@ impl Repo {
                 }
                 let r = self.store_one(pf)?;
                 if pf.meta.is_regular() && pf.meta.xattrs.is_empty() {
-                    seen.lock().unwrap_or_else(|p| p.into_inner()).insert(key, r.0);
+                    seen.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(key, r.0);
                 }
                 progress.add_done(1, pf.size);
                 Ok(r)
@@ -424,9 +574,13 @@ impl Repo {
         let mut f = open_nofollow(&pf.path)?;
         if pf.size <= SMALL_FILE {
             let mut buf = Vec::with_capacity(pf.size as usize);
-            f.read_to_end(&mut buf).map_err(|e| Error::io(&pf.path, e))?;
+            f.read_to_end(&mut buf)
+                .map_err(|e| Error::io(&pf.path, e))?;
             if buf.len() as u64 != pf.size {
-                return Err(Error::invalid(pf.path.display().to_string(), "file changed size while being committed"));
+                return Err(Error::invalid(
+                    pf.path.display().to_string(),
+                    "file changed size while being committed",
+                ));
             }
             let (c, new) = self.write_content(&pf.meta, &buf)?;
             return Ok((c, new, if new { pf.size } else { 0 }));
@@ -439,7 +593,10 @@ impl Repo {
                 break;
             }
             w.write(&buf[..n]).map_err(|e| match e {
-                Error::Invalid { .. } => Error::invalid(pf.path.display().to_string(), "file changed size while being committed"),
+                Error::Invalid { .. } => Error::invalid(
+                    pf.path.display().to_string(),
+                    "file changed size while being committed",
+                ),
                 e => e,
             })?;
         }
@@ -468,11 +625,20 @@ impl Repo {
     /// Remove temporary files left by kiln processes that no longer run.
     pub fn cleanup_tmp(&self) -> Result<()> {
         let tmp = self.tmp_dir();
-        let Ok(rd) = std::fs::read_dir(&tmp) else { return Ok(()) };
+        let Ok(rd) = std::fs::read_dir(&tmp) else {
+            return Ok(());
+        };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            let Some(rest) = ["obj-", "lnk-", "co-"].iter().find_map(|p| name.strip_prefix(p)) else { continue };
-            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+            let Some(rest) = ["obj-", "lnk-", "co-"]
+                .iter()
+                .find_map(|p| name.strip_prefix(p))
+            else {
+                continue;
+            };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
             if !Path::new(&format!("/proc/{pid}")).exists() {
                 let p = e.path();
                 if p.is_dir() {

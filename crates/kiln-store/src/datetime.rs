@@ -30,7 +30,12 @@ pub fn format_utc(ts: u64) -> String {
     let days = (ts / 86400) as i64;
     let rem = ts % 86400;
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// ISO 8601 `2021-01-01T00:00:00Z`.
@@ -39,16 +44,25 @@ pub fn format_iso(ts: u64) -> String {
     format!("{}T{}Z", &s[..10], &s[11..19])
 }
 
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
 
 fn month_of(s: &str) -> Option<u32> {
     let l = s.to_ascii_lowercase();
-    MONTHS.iter().position(|m| l.starts_with(m)).map(|i| i as u32 + 1)
+    MONTHS
+        .iter()
+        .position(|m| l.starts_with(m))
+        .map(|i| i as u32 + 1)
 }
 
 fn parse_zone(s: &str) -> Option<i64> {
     let s = s.trim();
-    if s.is_empty() || s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") || s.eq_ignore_ascii_case("gmt") {
+    if s.is_empty()
+        || s.eq_ignore_ascii_case("z")
+        || s.eq_ignore_ascii_case("utc")
+        || s.eq_ignore_ascii_case("gmt")
+    {
         return Some(0);
     }
     let (sign, rest) = match s.as_bytes()[0] {
@@ -62,7 +76,10 @@ fn parse_zone(s: &str) -> Option<i64> {
     }
     let (h, m) = match digits.len() {
         1 | 2 => (digits.parse::<i64>().ok()?, 0),
-        4 => (digits[..2].parse::<i64>().ok()?, digits[2..].parse::<i64>().ok()?),
+        4 => (
+            digits[..2].parse::<i64>().ok()?,
+            digits[2..].parse::<i64>().ok()?,
+        ),
         _ => return None,
     };
     Some(sign * (h * 3600 + m * 60))
@@ -117,7 +134,10 @@ fn parse_words(s: &str) -> Option<u64> {
             mon = Some(m);
         } else if w.contains(':') {
             time = parse_hms(w)?;
-        } else if w.starts_with(['+', '-']) || w.eq_ignore_ascii_case("utc") || w.eq_ignore_ascii_case("gmt") {
+        } else if w.starts_with(['+', '-'])
+            || w.eq_ignore_ascii_case("utc")
+            || w.eq_ignore_ascii_case("gmt")
+        {
             zone = parse_zone(w)?;
         } else if let Ok(n) = w.parse::<i64>() {
             if n > 31 {
@@ -125,7 +145,10 @@ fn parse_words(s: &str) -> Option<u64> {
             } else {
                 day = Some(n as u32);
             }
-        } else if ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].iter().any(|d| w.to_ascii_lowercase().starts_with(d)) {
+        } else if ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+            .iter()
+            .any(|d| w.to_ascii_lowercase().starts_with(d))
+        {
             continue;
         } else {
             return None;
@@ -141,7 +164,14 @@ mod tests {
 
     #[test]
     fn forms_ostree_accepts() {
-        for s in ["2021-01-01 00:00:00 +0000", "2021-01-01T00:00:00Z", "@1609459200", "Jan 1 2021", "2021-01-01T02:00:00+02:00", "2021-01-01"] {
+        for s in [
+            "2021-01-01 00:00:00 +0000",
+            "2021-01-01T00:00:00Z",
+            "@1609459200",
+            "Jan 1 2021",
+            "2021-01-01T02:00:00+02:00",
+            "2021-01-01",
+        ] {
             assert_eq!(parse(s), Some(1609459200), "{s}");
         }
         assert_eq!(parse("1609459200"), None);

@@ -26,7 +26,9 @@ impl Repo {
     pub fn diff_resolved(&self, a: &Resolved, b: &Resolved, path: &str) -> Result<TreeDiff> {
         let mut d = TreeDiff::default();
         match (a, b) {
-            (Resolved::Dir { tree: ta, .. }, Resolved::Dir { tree: tb, .. }) => self.diff_trees(path.trim_end_matches('/'), ta, tb, &mut d)?,
+            (Resolved::Dir { tree: ta, .. }, Resolved::Dir { tree: tb, .. }) => {
+                self.diff_trees(path.trim_end_matches('/'), ta, tb, &mut d)?
+            }
             (Resolved::File(fa), Resolved::File(fb)) => {
                 if fa != fb {
                     d.modified.push(path.to_string());

@@ -23,7 +23,11 @@ pub enum Error {
     #[error("No such metadata object {csum}.{ty}")]
     MissingObject { csum: Checksum, ty: ObjectType },
     #[error("Corrupted {ty} object {csum}: {why}")]
-    Corrupt { csum: Checksum, ty: ObjectType, why: String },
+    Corrupt {
+        csum: Checksum,
+        ty: ObjectType,
+        why: String,
+    },
     #[error("Refspec '{0}' not found")]
     RefNotFound(String),
     #[error("Invalid refspec {0}")]
@@ -43,9 +47,15 @@ pub enum Error {
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Error {
         if source.raw_os_error() == Some(libc::ENOSPC) {
-            return Error::Io { path: path.to_path_buf(), source: std::io::Error::other("No space left on device") };
+            return Error::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other("No space left on device"),
+            };
         }
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     pub fn rio(path: &Path, source: rustix::io::Errno) -> Error {
@@ -53,11 +63,18 @@ impl Error {
     }
 
     pub fn invalid(what: impl Into<String>, why: impl Into<String>) -> Error {
-        Error::Invalid { what: what.into(), why: why.into() }
+        Error::Invalid {
+            what: what.into(),
+            why: why.into(),
+        }
     }
 
     pub fn corrupt(csum: Checksum, ty: ObjectType, why: impl Into<String>) -> Error {
-        Error::Corrupt { csum, ty, why: why.into() }
+        Error::Corrupt {
+            csum,
+            ty,
+            why: why.into(),
+        }
     }
 
     pub fn is_not_found(&self) -> bool {

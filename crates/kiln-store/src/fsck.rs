@@ -39,7 +39,11 @@ pub struct FsckReport {
 
 impl Repo {
     pub fn fsck(&self, opts: &FsckOptions, progress: &Progress) -> Result<FsckReport> {
-        self.lock(if opts.delete { LockKind::Exclusive } else { LockKind::Shared })?;
+        self.lock(if opts.delete {
+            LockKind::Exclusive
+        } else {
+            LockKind::Shared
+        })?;
         let mut commits: BTreeSet<Checksum> = BTreeSet::new();
         for (_, c) in self.all_ref_targets()? {
             commits.insert(c);
@@ -51,12 +55,19 @@ impl Repo {
                 }
             }
         }
-        let mut report = FsckReport { commits: commits.len() as u64, ..Default::default() };
+        let mut report = FsckReport {
+            commits: commits.len() as u64,
+            ..Default::default()
+        };
         // object -> commits reaching it
         let mut owners: BTreeMap<(Checksum, ObjectType), Vec<Checksum>> = BTreeMap::new();
         let mut problems: Vec<FsckProblem> = Vec::new();
         for c in &commits {
-            let partial = self.path().join("state").join(format!("{c}.commitpartial")).exists();
+            let partial = self
+                .path()
+                .join("state")
+                .join(format!("{c}.commitpartial"))
+                .exists();
             if partial {
                 report.partial_commits += 1;
             }
@@ -68,13 +79,18 @@ impl Repo {
                 owners.entry(o).or_default().push(*c);
             }
         }
-        let files: Vec<_> = owners.iter().filter(|((_, t), _)| *t == ObjectType::File).collect();
+        let files: Vec<_> = owners
+            .iter()
+            .filter(|((_, t), _)| *t == ObjectType::File)
+            .collect();
         progress.add_total(files.len() as u64, 0);
         report.objects = owners.len() as u64;
         let file_problems: Vec<FsckProblem> = files
             .par_iter()
             .filter_map(|((csum, _), cs)| {
-                let r = self.load_content(csum).and_then(|obj| obj.copy_verified(&mut std::io::sink()));
+                let r = self
+                    .load_content(csum)
+                    .and_then(|obj| obj.copy_verified(&mut std::io::sink()));
                 progress.add_done(1, 0);
                 match r {
                     Ok(()) => None,
@@ -108,12 +124,21 @@ impl Repo {
     }
 
     pub fn is_partial(&self, c: &Checksum) -> bool {
-        self.path().join("state").join(format!("{c}.commitpartial")).exists()
+        self.path()
+            .join("state")
+            .join(format!("{c}.commitpartial"))
+            .exists()
     }
 
     /// Walk a commit's metadata, recording corrupt or missing metadata
     /// objects instead of stopping at the first.
-    fn collect_reachable_lenient(&self, commit: &Checksum, out: &mut BTreeSet<(Checksum, ObjectType)>, problems: &mut Vec<FsckProblem>, partial: bool) -> Result<()> {
+    fn collect_reachable_lenient(
+        &self,
+        commit: &Checksum,
+        out: &mut BTreeSet<(Checksum, ObjectType)>,
+        problems: &mut Vec<FsckProblem>,
+        partial: bool,
+    ) -> Result<()> {
         out.insert((*commit, ObjectType::Commit));
         let c = self.read_commit(commit)?;
         let mut stack = vec![(c.root_tree, c.root_meta)];
@@ -158,5 +183,11 @@ fn problem_of(e: &Error, object: Checksum, ty: ObjectType, commits: Vec<Checksum
         Error::Corrupt { why, .. } => why.clone(),
         other => other.to_string(),
     };
-    FsckProblem { object, ty, commits, message, missing }
+    FsckProblem {
+        object,
+        ty,
+        commits,
+        message,
+        missing,
+    }
 }

@@ -24,17 +24,30 @@ impl KeyFile {
             if let Some(g) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
                 kf.groups.push((g.to_string(), Vec::new()));
             } else if let Some((k, v)) = l.split_once('=') {
-                let g = kf.groups.last_mut().ok_or(KeyFileError { line: i + 1, why: "key outside group".into() })?;
+                let g = kf.groups.last_mut().ok_or(KeyFileError {
+                    line: i + 1,
+                    why: "key outside group".into(),
+                })?;
                 g.1.push((k.trim().to_string(), v.trim().to_string()));
             } else {
-                return Err(KeyFileError { line: i + 1, why: "not a key=value".into() });
+                return Err(KeyFileError {
+                    line: i + 1,
+                    why: "not a key=value".into(),
+                });
             }
         }
         Ok(kf)
     }
 
     pub fn get(&self, group: &str, key: &str) -> Option<&str> {
-        self.groups.iter().find(|g| g.0 == group)?.1.iter().rev().find(|k| k.0 == key).map(|k| k.1.as_str())
+        self.groups
+            .iter()
+            .find(|g| g.0 == group)?
+            .1
+            .iter()
+            .rev()
+            .find(|k| k.0 == key)
+            .map(|k| k.1.as_str())
     }
 
     pub fn remove_key(&mut self, group: &str, key: &str) {
@@ -47,7 +60,11 @@ impl KeyFile {
         if !self.groups.iter().any(|g| g.0 == group) {
             self.groups.push((group.to_string(), Vec::new()));
         }
-        let g = self.groups.iter_mut().find(|g| g.0 == group).expect("just added");
+        let g = self
+            .groups
+            .iter_mut()
+            .find(|g| g.0 == group)
+            .expect("just added");
         match g.1.iter_mut().find(|k| k.0 == key) {
             Some(k) => k.1 = value.to_string(),
             None => g.1.push((key.to_string(), value.to_string())),

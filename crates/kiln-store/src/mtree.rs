@@ -27,7 +27,10 @@ pub enum FileEntry {
 pub enum MDir {
     Tree(Box<MTree>),
     /// An unchanged subtree of an existing commit.
-    Existing { tree: Checksum, meta: Checksum },
+    Existing {
+        tree: Checksum,
+        meta: Checksum,
+    },
 }
 
 impl MTree {
@@ -41,7 +44,10 @@ impl MTree {
     /// of that name.
     pub fn dir_mut(&mut self, repo: &Repo, name: &str) -> Result<&mut MTree> {
         self.files.remove(name);
-        let slot = self.dirs.entry(name.to_string()).or_insert_with(|| MDir::Tree(Box::default()));
+        let slot = self
+            .dirs
+            .entry(name.to_string())
+            .or_insert_with(|| MDir::Tree(Box::default()));
         if let MDir::Existing { tree, meta } = slot {
             let expanded = MTree::from_existing(repo, tree, meta)?;
             *slot = MDir::Tree(Box::new(expanded));
@@ -57,13 +63,26 @@ impl MTree {
         let dt = repo.read_dirtree(tree)?;
         Ok(MTree {
             meta: Some(*meta),
-            files: dt.files.into_iter().map(|(n, c)| (n, FileEntry::Done(c))).collect(),
-            dirs: dt.dirs.into_iter().map(|(n, t, m)| (n, MDir::Existing { tree: t, meta: m })).collect(),
+            files: dt
+                .files
+                .into_iter()
+                .map(|(n, c)| (n, FileEntry::Done(c)))
+                .collect(),
+            dirs: dt
+                .dirs
+                .into_iter()
+                .map(|(n, t, m)| (n, MDir::Existing { tree: t, meta: m }))
+                .collect(),
         })
     }
 
     /// Write all dirtree/dirmeta objects; returns (tree, meta) checksums.
-    pub fn write(&self, repo: &Repo, resolve: &dyn Fn(usize) -> Checksum, default_meta: &Checksum) -> Result<(Checksum, Checksum)> {
+    pub fn write(
+        &self,
+        repo: &Repo,
+        resolve: &dyn Fn(usize) -> Checksum,
+        default_meta: &Checksum,
+    ) -> Result<(Checksum, Checksum)> {
         let mut dt = DirTree::default();
         for (name, f) in &self.files {
             let c = match f {

@@ -111,7 +111,10 @@ pub enum ObjectError {
 }
 
 fn invalid(kind: &'static str, why: impl Into<String>) -> ObjectError {
-    ObjectError::Invalid { kind, why: why.into() }
+    ObjectError::Invalid {
+        kind,
+        why: why.into(),
+    }
 }
 
 macro_rules! cached_type {
@@ -134,7 +137,10 @@ cached_type!(xattrs_type, "a(ayay)");
 /// no `/`, no NUL.
 pub fn validate_name(name: &str) -> Result<(), ObjectError> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(invalid("file name", format!("{name:?} is not a single path component")));
+        return Err(invalid(
+            "file name",
+            format!("{name:?} is not a single path component"),
+        ));
     }
     Ok(())
 }
@@ -144,7 +150,10 @@ pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 
 pub(crate) fn xattrs_to_value(x: &Xattrs) -> Value {
     Value::Array(
-        Type::Tuple(vec![Type::Array(Box::new(Type::Byte)), Type::Array(Box::new(Type::Byte))]),
+        Type::Tuple(vec![
+            Type::Array(Box::new(Type::Byte)),
+            Type::Array(Box::new(Type::Byte)),
+        ]),
         x.iter()
             .map(|(k, v)| {
                 let mut name = k.clone();
@@ -158,13 +167,20 @@ pub(crate) fn xattrs_to_value(x: &Xattrs) -> Value {
 pub(crate) fn xattrs_from_value(v: &Value) -> Result<Xattrs, ObjectError> {
     let mut out = Vec::new();
     for e in v.children() {
-        let [k, val] = e.children() else { return Err(invalid("xattrs", "bad entry")) };
+        let [k, val] = e.children() else {
+            return Err(invalid("xattrs", "bad entry"));
+        };
         let (Some(k), Some(val)) = (k.as_bytes(), val.as_bytes()) else {
             return Err(invalid("xattrs", "bad entry"));
         };
         let name = match k.split_last() {
             Some((0, rest)) if !rest.is_empty() && !rest.contains(&0) => rest.to_vec(),
-            _ => return Err(invalid("xattrs", "xattr name is not a NUL-terminated string")),
+            _ => {
+                return Err(invalid(
+                    "xattrs",
+                    "xattr name is not a NUL-terminated string",
+                ))
+            }
         };
         out.push((name, val.to_vec()));
     }
@@ -217,16 +233,26 @@ impl DirMeta {
 
     pub fn from_bytes(data: &[u8]) -> Result<DirMeta, ObjectError> {
         let v = gvariant::decode(dirmeta_type(), data)?;
-        let [uid, gid, mode, x] = v.children() else { return Err(invalid("dirmeta", "wrong shape")) };
+        let [uid, gid, mode, x] = v.children() else {
+            return Err(invalid("dirmeta", "wrong shape"));
+        };
         let get = |v: &Value| match v {
             Value::Uint32(n) => Ok(u32::from_be(*n)),
             _ => Err(invalid("dirmeta", "wrong shape")),
         };
         let mode = get(mode)?;
         if mode & libc::S_IFMT != libc::S_IFDIR {
-            return Err(invalid("dirmeta", format!("mode {mode:o} is not a directory")));
+            return Err(invalid(
+                "dirmeta",
+                format!("mode {mode:o} is not a directory"),
+            ));
         }
-        Ok(DirMeta { uid: get(uid)?, gid: get(gid)?, mode, xattrs: xattrs_from_value(x)? })
+        Ok(DirMeta {
+            uid: get(uid)?,
+            gid: get(gid)?,
+            mode,
+            xattrs: xattrs_from_value(x)?,
+        })
     }
 }
 
@@ -242,13 +268,22 @@ impl DirTree {
     pub fn to_bytes(&self) -> Vec<u8> {
         let files = Value::Array(
             Type::Tuple(vec![Type::String, Type::Array(Box::new(Type::Byte))]),
-            self.files.iter().map(|(n, c)| Value::Tuple(vec![Value::str(n.clone()), csum_bytes(c)])).collect(),
+            self.files
+                .iter()
+                .map(|(n, c)| Value::Tuple(vec![Value::str(n.clone()), csum_bytes(c)]))
+                .collect(),
         );
         let dirs = Value::Array(
-            Type::Tuple(vec![Type::String, Type::Array(Box::new(Type::Byte)), Type::Array(Box::new(Type::Byte))]),
+            Type::Tuple(vec![
+                Type::String,
+                Type::Array(Box::new(Type::Byte)),
+                Type::Array(Box::new(Type::Byte)),
+            ]),
             self.dirs
                 .iter()
-                .map(|(n, t, m)| Value::Tuple(vec![Value::str(n.clone()), csum_bytes(t), csum_bytes(m)]))
+                .map(|(n, t, m)| {
+                    Value::Tuple(vec![Value::str(n.clone()), csum_bytes(t), csum_bytes(m)])
+                })
                 .collect(),
         );
         gvariant::encode(&Value::Tuple(vec![files, dirs]))
@@ -257,21 +292,33 @@ impl DirTree {
     /// Decode and validate: names are single components, sorted, unique.
     pub fn from_bytes(data: &[u8]) -> Result<DirTree, ObjectError> {
         let v = gvariant::decode(dirtree_type(), data)?;
-        let [files, dirs] = v.children() else { return Err(invalid("dirtree", "wrong shape")) };
+        let [files, dirs] = v.children() else {
+            return Err(invalid("dirtree", "wrong shape"));
+        };
         let mut out = DirTree::default();
         for f in files.children() {
-            let [n, c] = f.children() else { return Err(invalid("dirtree", "wrong shape")) };
+            let [n, c] = f.children() else {
+                return Err(invalid("dirtree", "wrong shape"));
+            };
             let name = n.as_str().ok_or_else(|| invalid("dirtree", "name"))?;
             validate_name(name)?;
             out.files.push((name.to_string(), csum_from("dirtree", c)?));
         }
         for d in dirs.children() {
-            let [n, t, m] = d.children() else { return Err(invalid("dirtree", "wrong shape")) };
+            let [n, t, m] = d.children() else {
+                return Err(invalid("dirtree", "wrong shape"));
+            };
             let name = n.as_str().ok_or_else(|| invalid("dirtree", "name"))?;
             validate_name(name)?;
-            out.dirs.push((name.to_string(), csum_from("dirtree", t)?, csum_from("dirtree", m)?));
+            out.dirs.push((
+                name.to_string(),
+                csum_from("dirtree", t)?,
+                csum_from("dirtree", m)?,
+            ));
         }
-        if !out.files.windows(2).all(|w| w[0].0 < w[1].0) || !out.dirs.windows(2).all(|w| w[0].0 < w[1].0) {
+        if !out.files.windows(2).all(|w| w[0].0 < w[1].0)
+            || !out.dirs.windows(2).all(|w| w[0].0 < w[1].0)
+        {
             return Err(invalid("dirtree", "entries are not sorted and unique"));
         }
         // A name may not be both a file and a directory.
@@ -281,7 +328,10 @@ impl DirTree {
                 std::cmp::Ordering::Less => i += 1,
                 std::cmp::Ordering::Greater => j += 1,
                 std::cmp::Ordering::Equal => {
-                    return Err(invalid("dirtree", format!("{:?} is both a file and a directory", out.files[i].0)))
+                    return Err(invalid(
+                        "dirtree",
+                        format!("{:?} is both a file and a directory", out.files[i].0),
+                    ))
                 }
             }
         }
@@ -307,7 +357,10 @@ impl Commit {
     pub fn to_bytes(&self) -> Vec<u8> {
         let related = Value::Array(
             Type::Tuple(vec![Type::String, Type::Array(Box::new(Type::Byte))]),
-            self.related.iter().map(|(n, c)| Value::Tuple(vec![Value::str(n.clone()), csum_bytes(c)])).collect(),
+            self.related
+                .iter()
+                .map(|(n, c)| Value::Tuple(vec![Value::str(n.clone()), csum_bytes(c)]))
+                .collect(),
         );
         gvariant::encode(&Value::Tuple(vec![
             self.metadata.to_value(),
@@ -329,15 +382,24 @@ impl Commit {
         let metadata = VarDict::from_value(meta).ok_or_else(|| invalid("commit", "metadata"))?;
         let parent = match parent.as_bytes() {
             Some([]) => None,
-            Some(b) => Some(Checksum::from_bytes(b).ok_or_else(|| invalid("commit", "parent checksum"))?),
+            Some(b) => {
+                Some(Checksum::from_bytes(b).ok_or_else(|| invalid("commit", "parent checksum"))?)
+            }
             None => return Err(invalid("commit", "parent")),
         };
         let mut rel = Vec::new();
         for r in related.children() {
-            let [n, c] = r.children() else { return Err(invalid("commit", "related")) };
-            rel.push((n.as_str().unwrap_or_default().to_string(), csum_from("commit", c)?));
+            let [n, c] = r.children() else {
+                return Err(invalid("commit", "related"));
+            };
+            rel.push((
+                n.as_str().unwrap_or_default().to_string(),
+                csum_from("commit", c)?,
+            ));
         }
-        let Value::Uint64(ts) = ts else { return Err(invalid("commit", "timestamp")) };
+        let Value::Uint64(ts) = ts else {
+            return Err(invalid("commit", "timestamp"));
+        };
         Ok(Commit {
             metadata,
             parent,
@@ -420,7 +482,9 @@ impl FileMeta {
         let [size, uid, gid, mode, rdev, target, x] = v.children() else {
             return Err(invalid("file header", "wrong shape"));
         };
-        let Value::Uint64(size) = size else { return Err(invalid("file header", "size")) };
+        let Value::Uint64(size) = size else {
+            return Err(invalid("file header", "size"));
+        };
         let meta = Self::from_parts(uid, gid, mode, rdev, target, x)?;
         Ok((meta, u64::from_be(*size)))
     }
@@ -433,7 +497,14 @@ impl FileMeta {
         Self::from_parts(uid, gid, mode, rdev, target, x)
     }
 
-    fn from_parts(uid: &Value, gid: &Value, mode: &Value, rdev: &Value, target: &Value, x: &Value) -> Result<FileMeta, ObjectError> {
+    fn from_parts(
+        uid: &Value,
+        gid: &Value,
+        mode: &Value,
+        rdev: &Value,
+        target: &Value,
+        x: &Value,
+    ) -> Result<FileMeta, ObjectError> {
         let get = |v: &Value| match v {
             Value::Uint32(n) => Ok(u32::from_be(*n)),
             _ => Err(invalid("file header", "wrong shape")),
@@ -443,7 +514,10 @@ impl FileMeta {
             gid: get(gid)?,
             mode: get(mode)?,
             rdev: get(rdev)?,
-            symlink_target: target.as_str().ok_or_else(|| invalid("file header", "symlink target"))?.to_string(),
+            symlink_target: target
+                .as_str()
+                .ok_or_else(|| invalid("file header", "symlink target"))?
+                .to_string(),
             xattrs: xattrs_from_value(x)?,
         };
         meta.validate()?;
@@ -457,7 +531,10 @@ impl FileMeta {
                 return Err(invalid("file header", "empty symlink target"));
             }
         } else if !self.is_regular() {
-            return Err(invalid("file header", format!("mode {:o} is not a regular file or symlink", self.mode)));
+            return Err(invalid(
+                "file header",
+                format!("mode {:o} is not a regular file or symlink", self.mode),
+            ));
         } else if !self.symlink_target.is_empty() {
             return Err(invalid("file header", "regular file with a symlink target"));
         }
@@ -476,7 +553,9 @@ impl FileMeta {
 
     pub fn from_ostreemeta(data: &[u8]) -> Result<(u32, u32, u32, Xattrs), ObjectError> {
         let v = gvariant::decode(dirmeta_type(), data)?;
-        let [uid, gid, mode, x] = v.children() else { return Err(invalid("user.ostreemeta", "wrong shape")) };
+        let [uid, gid, mode, x] = v.children() else {
+            return Err(invalid("user.ostreemeta", "wrong shape"));
+        };
         let get = |v: &Value| match v {
             Value::Uint32(n) => Ok(u32::from_be(*n)),
             _ => Err(invalid("user.ostreemeta", "wrong shape")),
@@ -510,9 +589,15 @@ pub fn split_size_prefixed(data: &[u8]) -> Result<(&[u8], &[u8]), ObjectError> {
     }
     let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
     if len > 1 << 20 {
-        return Err(invalid("file header", format!("header length {len} is absurd")));
+        return Err(invalid(
+            "file header",
+            format!("header length {len} is absurd"),
+        ));
     }
-    let end = 8usize.checked_add(len).filter(|&e| e <= data.len()).ok_or_else(|| invalid("file header", "truncated"))?;
+    let end = 8usize
+        .checked_add(len)
+        .filter(|&e| e <= data.len())
+        .ok_or_else(|| invalid("file header", "truncated"))?;
     Ok((&data[8..end], &data[end..]))
 }
 
@@ -524,12 +609,21 @@ mod tests {
     fn dirtree_rejects_bad_names() {
         let c = Checksum([1; 32]);
         for bad in ["..", ".", "", "a/b"] {
-            let t = DirTree { files: vec![(bad.to_string(), c)], dirs: vec![] };
+            let t = DirTree {
+                files: vec![(bad.to_string(), c)],
+                dirs: vec![],
+            };
             assert!(DirTree::from_bytes(&t.to_bytes()).is_err(), "{bad:?}");
         }
-        let ok = DirTree { files: vec![("a".into(), c), ("b".into(), c)], dirs: vec![("c".into(), c, c)] };
+        let ok = DirTree {
+            files: vec![("a".into(), c), ("b".into(), c)],
+            dirs: vec![("c".into(), c, c)],
+        };
         assert_eq!(DirTree::from_bytes(&ok.to_bytes()).unwrap(), ok);
-        let unsorted = DirTree { files: vec![("b".into(), c), ("a".into(), c)], dirs: vec![] };
+        let unsorted = DirTree {
+            files: vec![("b".into(), c), ("a".into(), c)],
+            dirs: vec![],
+        };
         assert!(DirTree::from_bytes(&unsorted.to_bytes()).is_err());
     }
 
@@ -552,7 +646,14 @@ mod tests {
 
     #[test]
     fn header_rejects_devices() {
-        let m = FileMeta { uid: 0, gid: 0, mode: libc::S_IFCHR | 0o644, rdev: 0, symlink_target: String::new(), xattrs: vec![] };
+        let m = FileMeta {
+            uid: 0,
+            gid: 0,
+            mode: libc::S_IFCHR | 0o644,
+            rdev: 0,
+            symlink_target: String::new(),
+            xattrs: vec![],
+        };
         assert!(FileMeta::from_header(&m.header_bytes()).is_err());
     }
 }

@@ -27,7 +27,13 @@ pub struct PruneReport {
 }
 
 impl Repo {
-    fn keep_commit_chain(&self, start: &Checksum, depth: i64, commit_only: bool, keep: &mut BTreeSet<(Checksum, ObjectType)>) -> Result<()> {
+    fn keep_commit_chain(
+        &self,
+        start: &Checksum,
+        depth: i64,
+        commit_only: bool,
+        keep: &mut BTreeSet<(Checksum, ObjectType)>,
+    ) -> Result<()> {
         let mut cur = Some(*start);
         let mut left = depth;
         while let Some(c) = cur {
@@ -58,7 +64,10 @@ impl Repo {
         let roots: Vec<Checksum> = if refs_only {
             self.all_ref_targets()?.into_values().collect()
         } else {
-            all.iter().filter(|o| o.ty == ObjectType::Commit).map(|o| o.csum).collect()
+            all.iter()
+                .filter(|o| o.ty == ObjectType::Commit)
+                .map(|o| o.csum)
+                .collect()
         };
         for r in &roots {
             self.keep_commit_chain(r, opts.depth, opts.commit_only, &mut keep)?;
@@ -72,7 +81,10 @@ impl Repo {
                 }
             }
         }
-        let mut report = PruneReport { objects_total: all.len() as u64, ..Default::default() };
+        let mut report = PruneReport {
+            objects_total: all.len() as u64,
+            ..Default::default()
+        };
         for o in &all {
             if opts.commit_only && !matches!(o.ty, ObjectType::Commit | ObjectType::CommitMeta) {
                 continue;
@@ -88,7 +100,11 @@ impl Repo {
             if !opts.no_prune {
                 self.delete_object(&o.csum, o.ty)?;
                 if o.ty == ObjectType::Commit {
-                    let _ = std::fs::remove_file(self.path().join("state").join(format!("{}.commitpartial", o.csum)));
+                    let _ = std::fs::remove_file(
+                        self.path()
+                            .join("state")
+                            .join(format!("{}.commitpartial", o.csum)),
+                    );
                 }
             }
         }

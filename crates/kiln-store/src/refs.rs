@@ -14,7 +14,9 @@ pub fn validate_ref(name: &str) -> Result<()> {
             !frag.is_empty()
                 && frag != "."
                 && frag != ".."
-                && frag.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_'))
+                && frag
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_'))
         });
     if ok {
         Ok(())
@@ -25,10 +27,17 @@ pub fn validate_ref(name: &str) -> Result<()> {
 
 /// Validate a remote name.
 pub fn validate_remote_name(name: &str) -> Result<()> {
-    if !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_')) {
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
         Ok(())
     } else {
-        Err(Error::invalid(format!("remote name {name:?}"), "Invalid remote name"))
+        Err(Error::invalid(
+            format!("remote name {name:?}"),
+            "Invalid remote name",
+        ))
     }
 }
 
@@ -49,7 +58,10 @@ impl RefSpec {
             None => (None, s),
         };
         validate_ref(name).map_err(|_| Error::BadRef(s.to_string()))?;
-        Ok(RefSpec { remote, name: name.to_string() })
+        Ok(RefSpec {
+            remote,
+            name: name.to_string(),
+        })
     }
 }
 
@@ -74,9 +86,19 @@ impl Repo {
         match std::fs::read_to_string(path) {
             Ok(s) => {
                 let t = s.trim_end();
-                t.parse::<Checksum>().map(Some).map_err(|_| Error::invalid(path.display().to_string(), format!("ref contains {t:?}, not a checksum")))
+                t.parse::<Checksum>().map(Some).map_err(|_| {
+                    Error::invalid(
+                        path.display().to_string(),
+                        format!("ref contains {t:?}, not a checksum"),
+                    )
+                })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::EISDIR) => Ok(None),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::EISDIR) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(Error::io(path, e)),
         }
     }
@@ -101,9 +123,11 @@ impl Repo {
         let base = rev.trim_end_matches('^');
         let ups = rev.len() - base.len();
         let mut csum = if Checksum::is_hex(base) {
-            base.parse::<Checksum>().map_err(|_| Error::BadRef(rev.to_string()))?
+            base.parse::<Checksum>()
+                .map_err(|_| Error::BadRef(rev.to_string()))?
         } else {
-            self.resolve_ref(base)?.ok_or_else(|| Error::RefNotFound(base.to_string()))?
+            self.resolve_ref(base)?
+                .ok_or_else(|| Error::RefNotFound(base.to_string()))?
         };
         for _ in 0..ups {
             let commit = self.read_commit(&csum)?;
@@ -141,7 +165,8 @@ impl Repo {
                 };
                 let mut p = path.parent().map(Path::to_path_buf);
                 while let Some(dir) = p {
-                    if dir == root || !dir.starts_with(&root) || std::fs::remove_dir(&dir).is_err() {
+                    if dir == root || !dir.starts_with(&root) || std::fs::remove_dir(&dir).is_err()
+                    {
                         break;
                     }
                     p = dir.parent().map(Path::to_path_buf);
@@ -184,7 +209,9 @@ impl Repo {
     pub fn list_remote_refs(&self, remote: Option<&str>) -> Result<BTreeMap<String, Checksum>> {
         let mut out = BTreeMap::new();
         let root = self.path().join("refs/remotes");
-        let Ok(rd) = std::fs::read_dir(&root) else { return Ok(out) };
+        let Ok(rd) = std::fs::read_dir(&root) else {
+            return Ok(out);
+        };
         for e in rd {
             let e = e.map_err(|e| Error::io(&root, e))?;
             let name = e.file_name().to_string_lossy().to_string();
@@ -205,8 +232,17 @@ impl Repo {
         let mut out = self.list_refs()?;
         out.extend(self.list_remote_refs(None)?);
         let mut mirrors = BTreeMap::new();
-        walk_refs(&self.path().join("refs/mirrors"), "", &mut mirrors, &mut None)?;
-        out.extend(mirrors.into_iter().map(|(k, v)| (format!("(mirror){k}"), v)));
+        walk_refs(
+            &self.path().join("refs/mirrors"),
+            "",
+            &mut mirrors,
+            &mut None,
+        )?;
+        out.extend(
+            mirrors
+                .into_iter()
+                .map(|(k, v)| (format!("(mirror){k}"), v)),
+        );
         Ok(out)
     }
 }
@@ -228,7 +264,11 @@ fn walk_refs(
         if name.starts_with('.') {
             continue;
         }
-        let full = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let full = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
         let ft = e.file_type().map_err(|err| Error::io(&e.path(), err))?;
         if ft.is_dir() {
             walk_refs(&e.path(), &full, out, aliases)?;

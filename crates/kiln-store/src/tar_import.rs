@@ -1,7 +1,7 @@
 //! `--tree=tar=FILE`: import a tarball as a commit layer.
 
-use crate::error::{Error, Result};
 use crate::commit::Modifier;
+use crate::error::{Error, Result};
 use crate::mtree::{self, FileEntry, MTree};
 use crate::object::{DirMeta, FileMeta};
 use crate::progress::Progress;
@@ -17,7 +17,12 @@ fn components(p: &str) -> Result<Vec<String>> {
     for c in p.split('/') {
         match c {
             "" | "." => {}
-            ".." => return Err(Error::invalid(format!("tar member {p:?}"), "path contains '..'")),
+            ".." => {
+                return Err(Error::invalid(
+                    format!("tar member {p:?}"),
+                    "path contains '..'",
+                ))
+            }
             c => out.push(c.to_string()),
         }
     }
@@ -32,7 +37,13 @@ fn dir_at<'a>(repo: &Repo, root: &'a mut MTree, comps: &[String]) -> Result<&'a 
     Ok(t)
 }
 
-pub fn import_tar(repo: &Repo, path: &Path, root: &mut MTree, modifier: &Modifier, progress: &Progress) -> Result<()> {
+pub fn import_tar(
+    repo: &Repo,
+    path: &Path,
+    root: &mut MTree,
+    modifier: &Modifier,
+    progress: &Progress,
+) -> Result<()> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let reader: Box<dyn Read> = Box::new(std::io::BufReader::new(f));
     let mut ar = tar::Archive::new(reader);
@@ -42,7 +53,11 @@ pub fn import_tar(repo: &Repo, path: &Path, root: &mut MTree, modifier: &Modifie
     for entry in entries {
         let mut entry = entry.map_err(|e| Error::io(path, e))?;
         let hdr = entry.header().clone();
-        let name = entry.path().map_err(|e| Error::io(path, e))?.to_string_lossy().to_string();
+        let name = entry
+            .path()
+            .map_err(|e| Error::io(path, e))?
+            .to_string_lossy()
+            .to_string();
         let comps = components(&name)?;
         let tree_path = format!("/{}", comps.join("/"));
         let mut uid = hdr.uid().unwrap_or(0) as u32;
@@ -60,50 +75,119 @@ pub fn import_tar(repo: &Repo, path: &Path, root: &mut MTree, modifier: &Modifie
         let (Some((last, parents)), true) = (comps.split_last(), !comps.is_empty()) else {
             if et.is_dir() {
                 let mut mode = libc::S_IFDIR | perm;
-                if modifier_apply(modifier, repo, "/", &mut uid, &mut gid, &mut mode, &mut xattrs, &used) {
-                    root.meta = Some(mtree::write_dirmeta(repo, &DirMeta { uid, gid, mode, xattrs })?);
+                if modifier_apply(
+                    modifier,
+                    repo,
+                    "/",
+                    &mut uid,
+                    &mut gid,
+                    &mut mode,
+                    &mut xattrs,
+                    &used,
+                ) {
+                    root.meta = Some(mtree::write_dirmeta(
+                        repo,
+                        &DirMeta {
+                            uid,
+                            gid,
+                            mode,
+                            xattrs,
+                        },
+                    )?);
                 }
             }
             continue;
         };
         if et.is_dir() {
             let mut mode = libc::S_IFDIR | perm;
-            if !modifier_apply(modifier, repo, &tree_path, &mut uid, &mut gid, &mut mode, &mut xattrs, &used) {
+            if !modifier_apply(
+                modifier,
+                repo,
+                &tree_path,
+                &mut uid,
+                &mut gid,
+                &mut mode,
+                &mut xattrs,
+                &used,
+            ) {
                 continue;
             }
-            let dm = mtree::write_dirmeta(repo, &DirMeta { uid, gid, mode, xattrs })?;
+            let dm = mtree::write_dirmeta(
+                repo,
+                &DirMeta {
+                    uid,
+                    gid,
+                    mode,
+                    xattrs,
+                },
+            )?;
             let parent = dir_at(repo, root, parents)?;
             parent.dir_mut(repo, last)?.meta = Some(dm);
         } else if et.is_file() || et.is_symlink() {
             let (mode_type, target) = if et.is_symlink() {
-                let t = entry.link_name().map_err(|e| Error::io(path, e))?.map(|t| t.to_string_lossy().to_string()).unwrap_or_default();
+                let t = entry
+                    .link_name()
+                    .map_err(|e| Error::io(path, e))?
+                    .map(|t| t.to_string_lossy().to_string())
+                    .unwrap_or_default();
                 (libc::S_IFLNK, t)
             } else {
                 (libc::S_IFREG, String::new())
             };
             let mut mode = mode_type | if et.is_symlink() { 0o777 } else { perm };
-            if !modifier_apply(modifier, repo, &tree_path, &mut uid, &mut gid, &mut mode, &mut xattrs, &used) {
+            if !modifier_apply(
+                modifier,
+                repo,
+                &tree_path,
+                &mut uid,
+                &mut gid,
+                &mut mode,
+                &mut xattrs,
+                &used,
+            ) {
                 continue;
             }
             let mut data = Vec::new();
             if et.is_file() {
-                entry.read_to_end(&mut data).map_err(|e| Error::io(path, e))?;
+                entry
+                    .read_to_end(&mut data)
+                    .map_err(|e| Error::io(path, e))?;
             }
-            let meta = FileMeta { uid, gid, mode, rdev: 0, symlink_target: target, xattrs };
+            let meta = FileMeta {
+                uid,
+                gid,
+                mode,
+                rdev: 0,
+                symlink_target: target,
+                xattrs,
+            };
             let (c, _) = repo.write_content(&meta, &data)?;
             progress.add_total(1, data.len() as u64);
             progress.add_done(1, data.len() as u64);
             by_path.insert(comps.join("/"), c);
             dir_at(repo, root, parents)?.put_file(last, FileEntry::Done(c));
         } else if et == tar::EntryType::Link {
-            let target = entry.link_name().map_err(|e| Error::io(path, e))?.map(|t| t.to_string_lossy().to_string()).unwrap_or_default();
+            let target = entry
+                .link_name()
+                .map_err(|e| Error::io(path, e))?
+                .map(|t| t.to_string_lossy().to_string())
+                .unwrap_or_default();
             let key = components(&target)?.join("/");
-            let c = *by_path
-                .get(&key)
-                .ok_or_else(|| Error::invalid(format!("tar member {name:?}"), format!("hardlink to unknown {target:?}")))?;
+            let c = *by_path.get(&key).ok_or_else(|| {
+                Error::invalid(
+                    format!("tar member {name:?}"),
+                    format!("hardlink to unknown {target:?}"),
+                )
+            })?;
             by_path.insert(comps.join("/"), c);
             dir_at(repo, root, parents)?.put_file(last, FileEntry::Done(c));
-        } else if matches!(et, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink) {
+        } else if matches!(
+            et,
+            tar::EntryType::XGlobalHeader
+                | tar::EntryType::XHeader
+                | tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink
+        ) {
             continue;
         } else {
             return Err(Error::UnsupportedFileType(last.clone()));

@@ -10,7 +10,10 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A name unlikely to collide, for temporary files.
 pub fn tmp_name(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     format!("{prefix}{}-{n}-{t:x}", std::process::id())
 }
 
@@ -22,7 +25,11 @@ pub fn write_file_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(tmp_name(&format!(".{name}.tmp-")));
     let res = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -43,7 +50,11 @@ pub fn syncfs(path: &Path) -> Result<()> {
 /// Format a byte count like GLib's `g_format_size` (SI units, one decimal).
 pub fn format_size(bytes: u64) -> String {
     if bytes < 1000 {
-        return if bytes == 1 { "1 byte".to_string() } else { format!("{bytes} bytes") };
+        return if bytes == 1 {
+            "1 byte".to_string()
+        } else {
+            format!("{bytes} bytes")
+        };
     }
     let units = ["kB", "MB", "GB", "TB", "PB", "EB"];
     let mut v = bytes as f64 / 1000.0;

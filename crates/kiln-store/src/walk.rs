@@ -47,7 +47,10 @@ impl Repo {
     pub fn resolve_path(&self, commit: &Checksum, path: &str) -> Result<Resolved> {
         let c = self.read_commit(commit)?;
         let (mut tree, mut meta) = (c.root_tree, c.root_meta);
-        let comps: Vec<&str> = path.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+        let comps: Vec<&str> = path
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .collect();
         for (i, comp) in comps.iter().enumerate() {
             let dt = self.read_dirtree(&tree)?;
             if let Some((_, t, m)) = dt.dirs.iter().find(|(n, _, _)| n == comp) {
@@ -59,7 +62,10 @@ impl Repo {
                 }
                 return Err(Error::invalid(path, "Not a directory"));
             } else {
-                return Err(Error::invalid("", format!("No such file or directory: {path}")));
+                return Err(Error::invalid(
+                    "",
+                    format!("No such file or directory: {path}"),
+                ));
             }
         }
         Ok(Resolved::Dir { tree, meta })
@@ -87,7 +93,11 @@ impl Repo {
         let link = m.is_symlink();
         Ok(TreeEntry {
             path: path.to_string(),
-            kind: if link { EntryKind::Symlink } else { EntryKind::File },
+            kind: if link {
+                EntryKind::Symlink
+            } else {
+                EntryKind::File
+            },
             mode: m.mode,
             uid: m.uid,
             gid: m.gid,
@@ -102,7 +112,15 @@ impl Repo {
     /// List entries under a directory: the directory itself, then its
     /// children (recursively if asked), in ostree's order (files then dirs,
     /// each sorted).
-    pub fn list_tree(&self, path: &str, tree: &Checksum, meta: &Checksum, recursive: bool, only_dir: bool, out: &mut Vec<TreeEntry>) -> Result<()> {
+    pub fn list_tree(
+        &self,
+        path: &str,
+        tree: &Checksum,
+        meta: &Checksum,
+        recursive: bool,
+        only_dir: bool,
+        out: &mut Vec<TreeEntry>,
+    ) -> Result<()> {
         out.push(self.dir_entry(path, tree, meta)?);
         if only_dir {
             return Ok(());
@@ -110,12 +128,34 @@ impl Repo {
         self.list_children(path, tree, recursive, out)
     }
 
-    fn list_children(&self, path: &str, tree: &Checksum, recursive: bool, out: &mut Vec<TreeEntry>) -> Result<()> {
+    fn list_children(
+        &self,
+        path: &str,
+        tree: &Checksum,
+        recursive: bool,
+        out: &mut Vec<TreeEntry>,
+    ) -> Result<()> {
         let dt = self.read_dirtree(tree)?;
-        let join = |n: &str| if path == "/" { format!("/{n}") } else { format!("{path}/{n}") };
+        let join = |n: &str| {
+            if path == "/" {
+                format!("/{n}")
+            } else {
+                format!("{path}/{n}")
+            }
+        };
         // ostree enumerates files and dirs merged in name order
-        let mut names: Vec<(&str, bool, usize)> = dt.files.iter().enumerate().map(|(i, (n, _))| (n.as_str(), false, i)).collect();
-        names.extend(dt.dirs.iter().enumerate().map(|(i, (n, _, _))| (n.as_str(), true, i)));
+        let mut names: Vec<(&str, bool, usize)> = dt
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.as_str(), false, i))
+            .collect();
+        names.extend(
+            dt.dirs
+                .iter()
+                .enumerate()
+                .map(|(i, (n, _, _))| (n.as_str(), true, i)),
+        );
         names.sort_by(|a, b| a.0.cmp(b.0));
         for (name, is_dir, i) in names {
             let p = join(name);
@@ -134,7 +174,11 @@ impl Repo {
 
     /// Every object a commit reaches (commit, dirtrees, dirmetas, files).
     /// Missing objects are reported through `missing` instead of failing.
-    pub fn reachable_from_commit(&self, commit: &Checksum, out: &mut BTreeSet<(Checksum, ObjectType)>) -> Result<()> {
+    pub fn reachable_from_commit(
+        &self,
+        commit: &Checksum,
+        out: &mut BTreeSet<(Checksum, ObjectType)>,
+    ) -> Result<()> {
         if !out.insert((*commit, ObjectType::Commit)) {
             return Ok(());
         }
@@ -145,7 +189,12 @@ impl Repo {
         self.reachable_from_tree(&c.root_tree, &c.root_meta, out)
     }
 
-    pub fn reachable_from_tree(&self, tree: &Checksum, meta: &Checksum, out: &mut BTreeSet<(Checksum, ObjectType)>) -> Result<()> {
+    pub fn reachable_from_tree(
+        &self,
+        tree: &Checksum,
+        meta: &Checksum,
+        out: &mut BTreeSet<(Checksum, ObjectType)>,
+    ) -> Result<()> {
         out.insert((*meta, ObjectType::DirMeta));
         if !out.insert((*tree, ObjectType::DirTree)) {
             return Ok(());

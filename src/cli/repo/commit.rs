@@ -87,7 +87,8 @@ pub struct CommitArgs {
 }
 
 fn parse_kv(s: &str) -> Result<(&str, &str)> {
-    s.split_once('=').with_context(|| format!("Missing '=' in KEY=VALUE metadata '{s}'"))
+    s.split_once('=')
+        .with_context(|| format!("Missing '=' in KEY=VALUE metadata '{s}'"))
 }
 
 pub fn run(repo: &Option<PathBuf>, a: CommitArgs) -> Result<ExitCode> {
@@ -120,16 +121,20 @@ pub fn run(repo: &Option<PathBuf>, a: CommitArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     if let Some(p) = &a.statoverride {
-        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
         modifier.add_statoverride(&text, p)?;
     }
     if let Some(p) = &a.skip_list {
-        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
         modifier.add_skip_list(&text);
     }
     let mut sources = Vec::new();
     for t in &a.tree {
-        let (kind, val) = t.split_once('=').with_context(|| format!("Missing type in tree specification '{t}'"))?;
+        let (kind, val) = t
+            .split_once('=')
+            .with_context(|| format!("Missing type in tree specification '{t}'"))?;
         sources.push(match kind {
             "dir" => TreeSource::Dir(PathBuf::from(val)),
             "ref" => TreeSource::Ref(val.to_string()),
@@ -147,12 +152,16 @@ pub fn run(repo: &Option<PathBuf>, a: CommitArgs) -> Result<ExitCode> {
         sources.push(TreeSource::Dir(PathBuf::from(".")));
     }
     let timestamp = match &a.timestamp {
-        Some(t) => Some(kiln_store::datetime::parse(t).with_context(|| format!("Could not parse '{t}'"))?),
+        Some(t) => {
+            Some(kiln_store::datetime::parse(t).with_context(|| format!("Could not parse '{t}'"))?)
+        }
         None => None,
     };
     let body = match (&a.body, &a.body_file) {
         (Some(b), _) => b.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
+        }
         (None, None) => String::new(),
     };
     let parent = match a.parent.as_deref() {

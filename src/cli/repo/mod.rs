@@ -114,7 +114,9 @@ pub fn open(arg: &Option<PathBuf>) -> Result<Repo> {
 pub fn run(args: RepoArgs) -> Result<ExitCode> {
     match args.verb {
         Verb::Init(a) => {
-            let mode = RepoMode::parse(&a.mode).with_context(|| format!("Invalid mode '{}' in repository configuration", a.mode))?;
+            let mode = RepoMode::parse(&a.mode).with_context(|| {
+                format!("Invalid mode '{}' in repository configuration", a.mode)
+            })?;
             let path = repo_path(&args.repo);
             let mut repo = Repo::init(&path, mode)?;
             if let Some(cid) = a.collection_id {
@@ -158,7 +160,9 @@ fn config(repo: &Option<PathBuf>, op: ConfigOp) -> Result<ExitCode> {
             let (g, k) = split_key(group, &key)?;
             match r.config().get(&g, &k) {
                 Some(v) => println!("{v}"),
-                None => bail!("Key file does not have key \u{201c}{k}\u{201d} in group \u{201c}{g}\u{201d}"),
+                None => bail!(
+                    "Key file does not have key \u{201c}{k}\u{201d} in group \u{201c}{g}\u{201d}"
+                ),
             }
         }
         ConfigOp::Set { group, key, value } => {

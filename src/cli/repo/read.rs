@@ -55,7 +55,10 @@ pub struct CheckoutArgs {
 pub fn checkout(repo: &Option<PathBuf>, a: CheckoutArgs) -> Result<ExitCode> {
     let r = open(repo)?;
     let csum = r.resolve_rev(&a.commit)?;
-    let dest = a.destination.clone().unwrap_or_else(|| PathBuf::from(&a.commit));
+    let dest = a
+        .destination
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&a.commit));
     let overwrite = if a.union {
         Overwrite::UnionFiles
     } else if a.union_add {
@@ -66,7 +69,11 @@ pub fn checkout(repo: &Option<PathBuf>, a: CheckoutArgs) -> Result<ExitCode> {
         Overwrite::None
     };
     let opts = CheckoutOptions {
-        mode: if a.user_mode { CheckoutMode::User } else { CheckoutMode::None },
+        mode: if a.user_mode {
+            CheckoutMode::User
+        } else {
+            CheckoutMode::None
+        },
         overwrite,
         require_hardlinks: a.require_hardlinks,
         force_copy: a.force_copy,
@@ -113,7 +120,13 @@ fn ls_line(e: &TreeEntry, checksum: bool, xattrs: bool) -> String {
         EntryKind::File => '-',
         EntryKind::Symlink => 'l',
     };
-    let mut s = format!("{c}0{:04o} {} {} {:6} ", e.mode & 0o7777, e.uid, e.gid, e.size);
+    let mut s = format!(
+        "{c}0{:04o} {} {} {:6} ",
+        e.mode & 0o7777,
+        e.uid,
+        e.gid,
+        e.size
+    );
     if checksum {
         if let Some(t) = &e.tree {
             s.push_str(&format!("{t} "));
@@ -121,8 +134,11 @@ fn ls_line(e: &TreeEntry, checksum: bool, xattrs: bool) -> String {
         s.push_str(&format!("{} ", e.checksum));
     }
     if xattrs {
-        let v = gvariant::decode(&gvariant::Type::parse("a(ayay)").expect("static"), &object::encode_xattrs(&e.xattrs))
-            .unwrap_or(gvariant::Value::Bytes(vec![]));
+        let v = gvariant::decode(
+            &gvariant::Type::parse("a(ayay)").expect("static"),
+            &object::encode_xattrs(&e.xattrs),
+        )
+        .unwrap_or(gvariant::Value::Bytes(vec![]));
         s.push_str(&format!("{{ {} }} ", text::print(&v, true)));
     }
     s.push_str(&e.path);
@@ -135,13 +151,23 @@ fn ls_line(e: &TreeEntry, checksum: bool, xattrs: bool) -> String {
 pub fn ls(repo: &Option<PathBuf>, a: LsArgs) -> Result<ExitCode> {
     let r = open(repo)?;
     let csum = r.resolve_rev(&a.commit)?;
-    let paths = if a.paths.is_empty() { vec!["/".to_string()] } else { a.paths.clone() };
+    let paths = if a.paths.is_empty() {
+        vec!["/".to_string()]
+    } else {
+        a.paths.clone()
+    };
     let mut all = Vec::new();
     for p in &paths {
-        let norm = if p.starts_with('/') { p.clone() } else { format!("/{p}") };
+        let norm = if p.starts_with('/') {
+            p.clone()
+        } else {
+            format!("/{p}")
+        };
         let mut out = Vec::new();
         match r.resolve_path(&csum, &norm)? {
-            Resolved::Dir { tree, meta } => r.list_tree(&norm, &tree, &meta, a.recursive, a.dironly, &mut out)?,
+            Resolved::Dir { tree, meta } => {
+                r.list_tree(&norm, &tree, &meta, a.recursive, a.dironly, &mut out)?
+            }
             Resolved::File(f) => out.push(r.file_entry(&norm, &f)?),
         }
         all.extend(out);
@@ -176,7 +202,11 @@ pub fn cat(repo: &Option<PathBuf>, a: CatArgs) -> Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
     for p in &a.paths {
-        let norm = if p.starts_with('/') { p.clone() } else { format!("/{p}") };
+        let norm = if p.starts_with('/') {
+            p.clone()
+        } else {
+            format!("/{p}")
+        };
         match r.resolve_path(&csum, &norm) {
             Ok(Resolved::File(f)) => {
                 let obj = r.load_content(&f)?;
@@ -234,7 +264,12 @@ fn commit_json<'a>(csum: &Checksum, c: &'a Commit) -> CommitJson<'a> {
         version: c.version(),
         root_tree: c.root_tree.to_hex(),
         root_meta: c.root_meta.to_hex(),
-        metadata: c.metadata.0.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(text::print(v, true)))).collect(),
+        metadata: c
+            .metadata
+            .0
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(text::print(v, true))))
+            .collect(),
     }
 }
 
@@ -270,13 +305,18 @@ pub fn show(repo: &Option<PathBuf>, a: ShowArgs) -> Result<ExitCode> {
     let csum = r.resolve_rev(&a.object)?;
     let c = r.read_commit(&csum)?;
     if let Some(k) = &a.print_metadata_key {
-        let v = c.metadata.get(k).with_context(|| format!("No such metadata key '{k}'"))?;
+        let v = c
+            .metadata
+            .get(k)
+            .with_context(|| format!("No such metadata key '{k}'"))?;
         println!("{}", text::print(&v.byteswap(), true));
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(k) = &a.print_detached_metadata_key {
         let md = r.read_commit_detached_metadata(&csum)?.unwrap_or_default();
-        let v = md.get(k).with_context(|| format!("No such detached metadata key '{k}'"))?;
+        let v = md
+            .get(k)
+            .with_context(|| format!("No such detached metadata key '{k}'"))?;
         println!("{}", text::print(&v.byteswap(), true));
         return Ok(ExitCode::SUCCESS);
     }
@@ -286,7 +326,10 @@ pub fn show(repo: &Option<PathBuf>, a: ShowArgs) -> Result<ExitCode> {
     }
     if a.raw {
         let bytes = r.read_meta(&csum, kiln_store::ObjectType::Commit)?;
-        let v = gvariant::decode(&gvariant::Type::parse("(a{sv}aya(say)sstayay)").expect("static"), &bytes)?;
+        let v = gvariant::decode(
+            &gvariant::Type::parse("(a{sv}aya(say)sstayay)").expect("static"),
+            &bytes,
+        )?;
         println!("{}", text::print(&v.byteswap(), true));
         return Ok(ExitCode::SUCCESS);
     }
@@ -413,7 +456,9 @@ pub struct RefsArgs {
 pub fn refs(repo: &Option<PathBuf>, a: RefsArgs) -> Result<ExitCode> {
     let r = open(repo)?;
     if let Some(newref) = &a.create {
-        let [target] = a.prefix.as_slice() else { bail!("--create requires one existing ref or commit") };
+        let [target] = a.prefix.as_slice() else {
+            bail!("--create requires one existing ref or commit")
+        };
         if !a.force && r.resolve_ref(newref).ok().flatten().is_some() {
             bail!("--create specified but ref {newref} already exists");
         }
@@ -429,7 +474,10 @@ pub fn refs(repo: &Option<PathBuf>, a: RefsArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut all = r.list_refs()?;
-    let remote_prefix = a.prefix.iter().find_map(|p| p.split_once(':').map(|(rm, _)| rm.to_string()));
+    let remote_prefix = a
+        .prefix
+        .iter()
+        .find_map(|p| p.split_once(':').map(|(rm, _)| rm.to_string()));
     if let Some(rm) = &remote_prefix {
         all = r.list_remote_refs(Some(rm))?;
     }
@@ -442,7 +490,11 @@ pub fn refs(repo: &Option<PathBuf>, a: RefsArgs) -> Result<ExitCode> {
         }
         for p in &a.prefix {
             if let Some(rest) = name.strip_prefix(p.as_str()) {
-                let shown = if a.list || rest.is_empty() { name.clone() } else { rest.trim_start_matches('/').to_string() };
+                let shown = if a.list || rest.is_empty() {
+                    name.clone()
+                } else {
+                    rest.trim_start_matches('/').to_string()
+                };
                 selected.push((name.clone(), shown, *c));
             }
         }
@@ -457,8 +509,10 @@ pub fn refs(repo: &Option<PathBuf>, a: RefsArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if a.json {
-        let m: serde_json::Map<String, serde_json::Value> =
-            selected.iter().map(|(n, _, c)| (n.clone(), serde_json::Value::String(c.to_hex()))).collect();
+        let m: serde_json::Map<String, serde_json::Value> = selected
+            .iter()
+            .map(|(n, _, c)| (n.clone(), serde_json::Value::String(c.to_hex())))
+            .collect();
         println!("{}", serde_json::to_string_pretty(&m)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -506,7 +560,10 @@ pub fn diff(repo: &Option<PathBuf>, a: DiffArgs) -> Result<ExitCode> {
         println!("[A] Object Count: {}", sa.len());
         println!("[B] Object Count: {}", sb.len());
         println!("Common Object Count: {}", common.len());
-        println!("Common Object Size: {}", kiln_store::util::format_size(size));
+        println!(
+            "Common Object Size: {}",
+            kiln_store::util::format_size(size)
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let d = r.diff_commits(&ca, &cb)?;
@@ -555,21 +612,37 @@ pub fn fsck(repo: &Option<PathBuf>, a: FsckArgs) -> Result<ExitCode> {
     }
     let progress = Arc::new(Progress::new());
     let bar = Bar::start("fsck", progress.clone());
-    let report = r.fsck(&FsckOptions { all: a.all, delete: a.delete }, &progress);
+    let report = r.fsck(
+        &FsckOptions {
+            all: a.all,
+            delete: a.delete,
+        },
+        &progress,
+    );
     drop(bar);
     let report = report?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        return Ok(if report.problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
     if !a.quiet {
-        println!("Verifying content integrity of {} commit objects...", report.commits);
+        println!(
+            "Verifying content integrity of {} commit objects...",
+            report.commits
+        );
     }
     if report.partial_commits > 0 && !a.quiet {
         println!("{} partial commits not verified", report.partial_commits);
     }
     if report.problems.is_empty() {
-        println!("object fsck of {} commits completed successfully - no errors found.", report.commits);
+        println!(
+            "object fsck of {} commits completed successfully - no errors found.",
+            report.commits
+        );
         return Ok(ExitCode::SUCCESS);
     }
     for p in &report.problems {
@@ -579,15 +652,27 @@ pub fn fsck(repo: &Option<PathBuf>, a: FsckArgs) -> Result<ExitCode> {
             t => format!("fsck {}.{}", p.object, t.ext()),
         };
         if p.missing {
-            eprintln!("error: In commits {}: Object missing: {}.{}", commits.join(", "), p.object, p.ty.ext());
+            eprintln!(
+                "error: In commits {}: Object missing: {}.{}",
+                commits.join(", "),
+                p.object,
+                p.ty.ext()
+            );
         } else {
-            eprintln!("error: In commits {}: {what}: {}", commits.join(", "), p.message);
+            eprintln!(
+                "error: In commits {}: {what}: {}",
+                commits.join(", "),
+                p.message
+            );
         }
         if a.delete && !p.missing {
             eprintln!("Deleted corrupted object {}.{}", p.object, p.ty.ext());
         }
     }
-    eprintln!("error: Repository corruption encountered: {} bad objects", report.problems.len());
+    eprintln!(
+        "error: Repository corruption encountered: {} bad objects",
+        report.problems.len()
+    );
     Ok(ExitCode::from(1))
 }
 
@@ -637,9 +722,17 @@ pub fn prune(repo: &Option<PathBuf>, a: PruneArgs) -> Result<ExitCode> {
     if rep.objects_pruned == 0 {
         println!("No unreachable objects");
     } else if a.no_prune {
-        println!("Would delete: {} objects, freeing {}", rep.objects_pruned, kiln_store::util::format_size(rep.bytes_freed));
+        println!(
+            "Would delete: {} objects, freeing {}",
+            rep.objects_pruned,
+            kiln_store::util::format_size(rep.bytes_freed)
+        );
     } else {
-        println!("Deleted {} objects, {} freed", rep.objects_pruned, kiln_store::util::format_size(rep.bytes_freed));
+        println!(
+            "Deleted {} objects, {} freed",
+            rep.objects_pruned,
+            kiln_store::util::format_size(rep.bytes_freed)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -652,7 +745,9 @@ pub struct ResetArgs {
 
 pub fn reset(repo: &Option<PathBuf>, a: ResetArgs) -> Result<ExitCode> {
     let r = open(repo)?;
-    let head = r.resolve_ref(&a.r#ref)?.with_context(|| format!("Refspec '{}' not found", a.r#ref))?;
+    let head = r
+        .resolve_ref(&a.r#ref)?
+        .with_context(|| format!("Refspec '{}' not found", a.r#ref))?;
     let target = r.resolve_rev(&a.commit)?;
     let mut cur = Some(head);
     let mut found = false;
@@ -681,16 +776,33 @@ pub fn checksum(a: ChecksumArgs) -> Result<ExitCode> {
     use std::os::unix::fs::MetadataExt;
     for p in &a.paths {
         let st = std::fs::symlink_metadata(p).with_context(|| p.display().to_string())?;
-        let mut xattrs = if a.ignore_xattrs { vec![] } else { kiln_store::repo::read_xattrs_pub(p).with_context(|| p.display().to_string())? };
+        let mut xattrs = if a.ignore_xattrs {
+            vec![]
+        } else {
+            kiln_store::repo::read_xattrs_pub(p).with_context(|| p.display().to_string())?
+        };
         object::canonicalize_xattrs(&mut xattrs);
         let (target, data) = if st.file_type().is_symlink() {
-            (std::fs::read_link(p)?.to_string_lossy().to_string(), Vec::new())
+            (
+                std::fs::read_link(p)?.to_string_lossy().to_string(),
+                Vec::new(),
+            )
         } else if st.is_file() {
-            (String::new(), std::fs::read(p).with_context(|| p.display().to_string())?)
+            (
+                String::new(),
+                std::fs::read(p).with_context(|| p.display().to_string())?,
+            )
         } else {
             bail!("Not a regular file or symlink: {}", p.display());
         };
-        let meta = FileMeta { uid: st.uid(), gid: st.gid(), mode: st.mode(), rdev: 0, symlink_target: target, xattrs };
+        let meta = FileMeta {
+            uid: st.uid(),
+            gid: st.gid(),
+            mode: st.mode(),
+            rdev: 0,
+            symlink_target: target,
+            xattrs,
+        };
         println!("{}", kiln_store::repo::content_checksum(&meta, &data));
     }
     Ok(ExitCode::SUCCESS)

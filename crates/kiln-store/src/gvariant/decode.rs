@@ -12,7 +12,10 @@ pub fn decode(ty: &Type, data: &[u8]) -> Result<Value, VariantError> {
 }
 
 fn bad(ty: &Type, why: &'static str) -> VariantError {
-    VariantError::Malformed { ty: ty.to_string(), why }
+    VariantError::Malformed {
+        ty: ty.to_string(),
+        why,
+    }
 }
 
 fn offset_size(len: usize) -> usize {
@@ -37,11 +40,14 @@ fn read_offset(data: &[u8], at: usize, size: usize) -> Option<usize> {
 }
 
 fn fixed<const N: usize>(ty: &Type, data: &[u8]) -> Result<[u8; N], VariantError> {
-    data.try_into().map_err(|_| bad(ty, "wrong size for a fixed-size value"))
+    data.try_into()
+        .map_err(|_| bad(ty, "wrong size for a fixed-size value"))
 }
 
 fn read_str<'a>(ty: &Type, data: &'a [u8]) -> Result<&'a str, VariantError> {
-    let (last, body) = data.split_last().ok_or_else(|| bad(ty, "empty string data"))?;
+    let (last, body) = data
+        .split_last()
+        .ok_or_else(|| bad(ty, "empty string data"))?;
     if *last != 0 || body.contains(&0) {
         return Err(bad(ty, "string not NUL-terminated or contains NUL"));
     }
@@ -71,10 +77,14 @@ fn read(ty: &Type, data: &[u8], depth: usize) -> Result<Value, VariantError> {
         Type::ObjectPath => Value::ObjectPath(read_str(ty, data)?.to_string()),
         Type::Signature => Value::Signature(read_str(ty, data)?.to_string()),
         Type::Variant => {
-            let sep = data.iter().rposition(|&b| b == 0).ok_or_else(|| bad(ty, "variant without type"))?;
-            let tystr = std::str::from_utf8(&data[sep + 1..]).map_err(|_| bad(ty, "variant type not UTF-8"))?;
-            let (child_ty, used) =
-                Type::parse_prefix(tystr.as_bytes(), depth + 1).ok_or_else(|| bad(ty, "variant has a bad type string"))?;
+            let sep = data
+                .iter()
+                .rposition(|&b| b == 0)
+                .ok_or_else(|| bad(ty, "variant without type"))?;
+            let tystr = std::str::from_utf8(&data[sep + 1..])
+                .map_err(|_| bad(ty, "variant type not UTF-8"))?;
+            let (child_ty, used) = Type::parse_prefix(tystr.as_bytes(), depth + 1)
+                .ok_or_else(|| bad(ty, "variant has a bad type string"))?;
             if used != tystr.len() {
                 return Err(bad(ty, "variant has a bad type string"));
             }
@@ -123,7 +133,8 @@ fn read_array(ty: &Type, elem: &Type, data: &[u8], depth: usize) -> Result<Value
         return Ok(Value::Array(elem.clone(), Vec::new()));
     }
     let osz = offset_size(data.len());
-    let last_end = read_offset(data, data.len() - osz, osz).ok_or_else(|| bad(ty, "array framing"))?;
+    let last_end =
+        read_offset(data, data.len() - osz, osz).ok_or_else(|| bad(ty, "array framing"))?;
     if last_end > data.len() {
         return Err(bad(ty, "array framing offset out of range"));
     }
@@ -136,7 +147,8 @@ fn read_array(ty: &Type, elem: &Type, data: &[u8], depth: usize) -> Result<Value
     let mut elems = Vec::with_capacity(n.min(65536));
     let mut start = 0usize;
     for i in 0..n {
-        let end = read_offset(data, last_end + i * osz, osz).ok_or_else(|| bad(ty, "array framing"))?;
+        let end =
+            read_offset(data, last_end + i * osz, osz).ok_or_else(|| bad(ty, "array framing"))?;
         let s = align_up(start, align);
         if s > end || end > last_end {
             return Err(bad(ty, "array element offsets out of order"));
@@ -147,7 +159,12 @@ fn read_array(ty: &Type, elem: &Type, data: &[u8], depth: usize) -> Result<Value
     Ok(Value::Array(elem.clone(), elems))
 }
 
-fn read_struct(ty: &Type, members: &[Type], data: &[u8], depth: usize) -> Result<Vec<Value>, VariantError> {
+fn read_struct(
+    ty: &Type,
+    members: &[Type],
+    data: &[u8],
+    depth: usize,
+) -> Result<Vec<Value>, VariantError> {
     if members.is_empty() {
         return Ok(Vec::new());
     }
@@ -172,7 +189,9 @@ fn read_struct(ty: &Type, members: &[Type], data: &[u8], depth: usize) -> Result
     for (i, m) in members.iter().enumerate() {
         let start = align_up(pos, m.alignment());
         let end = if let Some(size) = m.fixed_size() {
-            start.checked_add(size).ok_or_else(|| bad(ty, "tuple overflow"))?
+            start
+                .checked_add(size)
+                .ok_or_else(|| bad(ty, "tuple overflow"))?
         } else if i + 1 == members.len() {
             table_start
         } else {

@@ -72,7 +72,9 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
         }
         Value::Array(t, elems) => write_array(out, t, elems),
         Value::Tuple(members) => write_struct(out, members.iter(), &value.type_of()),
-        Value::DictEntry(k, v) => write_struct(out, [k.as_ref(), v.as_ref()].into_iter(), &value.type_of()),
+        Value::DictEntry(k, v) => {
+            write_struct(out, [k.as_ref(), v.as_ref()].into_iter(), &value.type_of())
+        }
     }
 }
 
@@ -94,7 +96,11 @@ fn write_array(out: &mut Vec<u8>, elem: &Type, elems: &[Value]) {
     write_offsets(out, base, &offsets);
 }
 
-fn write_struct<'a>(out: &mut Vec<u8>, members: impl ExactSizeIterator<Item = &'a Value>, ty: &Type) {
+fn write_struct<'a>(
+    out: &mut Vec<u8>,
+    members: impl ExactSizeIterator<Item = &'a Value>,
+    ty: &Type,
+) {
     let base = out.len();
     let n = members.len();
     if n == 0 {

@@ -57,7 +57,8 @@ impl Type {
     /// Parse a complete type string such as `(a{sv}aya(say)sstayay)`.
     pub fn parse(s: &str) -> Result<Type, VariantError> {
         let bytes = s.as_bytes();
-        let (ty, used) = Self::parse_prefix(bytes, 0).ok_or_else(|| VariantError::BadType(s.into()))?;
+        let (ty, used) =
+            Self::parse_prefix(bytes, 0).ok_or_else(|| VariantError::BadType(s.into()))?;
         if used != bytes.len() {
             return Err(VariantError::BadType(s.into()));
         }
@@ -166,7 +167,10 @@ impl Type {
         }
     }
 
-    fn fixed_struct_size<'a>(members: impl Iterator<Item = &'a Type>, align: usize) -> Option<usize> {
+    fn fixed_struct_size<'a>(
+        members: impl Iterator<Item = &'a Type>,
+        align: usize,
+    ) -> Option<usize> {
         let mut off = 0usize;
         let mut any = false;
         for m in members {
@@ -328,10 +332,16 @@ impl Value {
             Value::Handle(v) => Value::Handle(v.swap_bytes()),
             Value::Double(v) => Value::Double(f64::from_bits(v.to_bits().swap_bytes())),
             Value::Variant(v) => Value::Variant(Box::new(v.byteswap())),
-            Value::Array(t, vs) => Value::Array(t.clone(), vs.iter().map(|v| v.byteswap()).collect()),
-            Value::Maybe(t, v) => Value::Maybe(t.clone(), v.as_ref().map(|v| Box::new(v.byteswap()))),
+            Value::Array(t, vs) => {
+                Value::Array(t.clone(), vs.iter().map(|v| v.byteswap()).collect())
+            }
+            Value::Maybe(t, v) => {
+                Value::Maybe(t.clone(), v.as_ref().map(|v| Box::new(v.byteswap())))
+            }
             Value::Tuple(vs) => Value::Tuple(vs.iter().map(|v| v.byteswap()).collect()),
-            Value::DictEntry(k, v) => Value::DictEntry(Box::new(k.byteswap()), Box::new(v.byteswap())),
+            Value::DictEntry(k, v) => {
+                Value::DictEntry(Box::new(k.byteswap()), Box::new(v.byteswap()))
+            }
             other => other.clone(),
         }
     }
@@ -385,19 +395,28 @@ impl VarDict {
             self.0
                 .iter()
                 .map(|(k, v)| {
-                    Value::DictEntry(Box::new(Value::String(k.clone())), Box::new(Value::Variant(Box::new(v.clone()))))
+                    Value::DictEntry(
+                        Box::new(Value::String(k.clone())),
+                        Box::new(Value::Variant(Box::new(v.clone()))),
+                    )
                 })
                 .collect(),
         )
     }
 
     pub fn from_value(v: &Value) -> Option<VarDict> {
-        let Value::Array(_, entries) = v else { return None };
+        let Value::Array(_, entries) = v else {
+            return None;
+        };
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
-            let Value::DictEntry(k, v) = e else { return None };
+            let Value::DictEntry(k, v) = e else {
+                return None;
+            };
             let k = k.as_str()?.to_string();
-            let Value::Variant(v) = v.as_ref() else { return None };
+            let Value::Variant(v) = v.as_ref() else {
+                return None;
+            };
             out.push((k, (**v).clone()));
         }
         Some(VarDict(out))

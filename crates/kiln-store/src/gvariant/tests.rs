@@ -10,7 +10,15 @@ fn rt(tystr: &str, v: &Value) -> Vec<u8> {
 
 #[test]
 fn type_strings_round_trip() {
-    for s in ["(a{sv}aya(say)sstayay)", "(a(say)a(sayay))", "(uuua(ayay))", "(tuuuusa(ayay))", "a{sv}", "mas", "()"] {
+    for s in [
+        "(a{sv}aya(say)sstayay)",
+        "(a(say)a(sayay))",
+        "(uuua(ayay))",
+        "(tuuuusa(ayay))",
+        "a{sv}",
+        "mas",
+        "()",
+    ] {
         assert_eq!(Type::parse(s).unwrap().to_string(), s);
     }
     for bad in ["", "a", "(", "{vs}", "(s", "z", "ss"] {
@@ -43,10 +51,14 @@ fn vardict_round_trip() {
     let mut d = VarDict::new();
     d.push("version", Value::str("1.0"));
     d.push("n", Value::Int32(42));
-    d.push("ostree.ref-binding", Value::Array(Type::String, vec![Value::str("main")]));
+    d.push(
+        "ostree.ref-binding",
+        Value::Array(Type::String, vec![Value::str("main")]),
+    );
     let v = d.to_value();
     let bytes = rt("a{sv}", &v);
-    let back = VarDict::from_value(&decode(&Type::parse("a{sv}").unwrap(), &bytes).unwrap()).unwrap();
+    let back =
+        VarDict::from_value(&decode(&Type::parse("a{sv}").unwrap(), &bytes).unwrap()).unwrap();
     assert_eq!(back, d);
 }
 

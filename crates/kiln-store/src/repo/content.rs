@@ -42,8 +42,15 @@ impl ContentObject {
             ContentData::Zlib { path, offset } => {
                 use std::io::{Seek, SeekFrom};
                 let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
-                f.seek(SeekFrom::Start(*offset)).map_err(|e| Error::io(path, e))?;
-                Box::new(flate2::read::DeflateDecoder::new(std::io::BufReader::with_capacity(64 * 1024, f)).take(self.size))
+                f.seek(SeekFrom::Start(*offset))
+                    .map_err(|e| Error::io(path, e))?;
+                Box::new(
+                    flate2::read::DeflateDecoder::new(std::io::BufReader::with_capacity(
+                        64 * 1024,
+                        f,
+                    ))
+                    .take(self.size),
+                )
             }
         })
     }
@@ -51,7 +58,9 @@ impl ContentObject {
     /// Read all bytes, verifying the checksum.
     pub fn read_verified(&self) -> Result<Vec<u8>> {
         let mut buf = Vec::with_capacity(self.size.min(1 << 26) as usize);
-        self.reader()?.read_to_end(&mut buf).map_err(|e| self.read_err(e))?;
+        self.reader()?
+            .read_to_end(&mut buf)
+            .map_err(|e| self.read_err(e))?;
         self.verify_bytes(&buf)?;
         Ok(buf)
     }
@@ -66,7 +75,10 @@ impl ContentObject {
             return Err(Error::corrupt(
                 self.csum,
                 ObjectType::File,
-                format!("Corrupted file object; checksum expected='{}' actual='{actual}'", self.csum),
+                format!(
+                    "Corrupted file object; checksum expected='{}' actual='{actual}'",
+                    self.csum
+                ),
             ));
         }
         Ok(())
@@ -86,14 +98,18 @@ impl ContentObject {
             }
             total += n as u64;
             h.update(&buf[..n]);
-            sink.write_all(&buf[..n]).map_err(|e| Error::io(Path::new("(checkout)"), e))?;
+            sink.write_all(&buf[..n])
+                .map_err(|e| Error::io(Path::new("(checkout)"), e))?;
         }
         let actual = h.finish();
         if actual != self.csum || total != self.size {
             return Err(Error::corrupt(
                 self.csum,
                 ObjectType::File,
-                format!("Corrupted file object; checksum expected='{}' actual='{actual}'", self.csum),
+                format!(
+                    "Corrupted file object; checksum expected='{}' actual='{actual}'",
+                    self.csum
+                ),
             ));
         }
         Ok(())
@@ -148,7 +164,10 @@ impl Repo {
         let st = match std::fs::symlink_metadata(&path) {
             Ok(st) => st,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::MissingObject { csum: *csum, ty: ObjectType::File });
+                return Err(Error::MissingObject {
+                    csum: *csum,
+                    ty: ObjectType::File,
+                });
             }
             Err(e) => return Err(Error::io(&path, e)),
         };
@@ -157,29 +176,45 @@ impl Repo {
             RepoMode::Archive => {
                 let mut f = File::open(&path).map_err(|e| Error::io(&path, e))?;
                 let mut head = [0u8; 8];
-                f.read_exact(&mut head).map_err(|e| bad(format!("truncated header: {e}")))?;
+                f.read_exact(&mut head)
+                    .map_err(|e| bad(format!("truncated header: {e}")))?;
                 let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
                 if len > 1 << 20 {
                     return Err(bad(format!("header length {len} is absurd")));
                 }
                 let mut hdr = vec![0u8; len];
-                f.read_exact(&mut hdr).map_err(|e| bad(format!("truncated header: {e}")))?;
-                let (meta, size) = FileMeta::from_zlib_header(&hdr).map_err(|e| bad(e.to_string()))?;
+                f.read_exact(&mut hdr)
+                    .map_err(|e| bad(format!("truncated header: {e}")))?;
+                let (meta, size) =
+                    FileMeta::from_zlib_header(&hdr).map_err(|e| bad(e.to_string()))?;
                 if size > MAX_CONTENT_SIZE {
                     return Err(bad(format!("size {size} is absurd")));
                 }
                 let data = if meta.is_symlink() {
                     ContentData::None
                 } else {
-                    ContentData::Zlib { path, offset: 8 + len as u64 }
+                    ContentData::Zlib {
+                        path,
+                        offset: 8 + len as u64,
+                    }
                 };
-                Ok(ContentObject { csum: *csum, meta, size: if data_is_none(&data) { 0 } else { size }, data })
+                Ok(ContentObject {
+                    csum: *csum,
+                    meta,
+                    size: if data_is_none(&data) { 0 } else { size },
+                    data,
+                })
             }
             RepoMode::Bare => {
                 let ft = st.file_type();
                 let (target, data) = if ft.is_symlink() {
                     let t = std::fs::read_link(&path).map_err(|e| Error::io(&path, e))?;
-                    (t.to_str().ok_or_else(|| bad("symlink target not UTF-8".into()))?.to_string(), ContentData::None)
+                    (
+                        t.to_str()
+                            .ok_or_else(|| bad("symlink target not UTF-8".into()))?
+                            .to_string(),
+                        ContentData::None,
+                    )
                 } else if ft.is_file() {
                     (String::new(), ContentData::Raw(path.clone()))
                 } else {
@@ -188,8 +223,20 @@ impl Repo {
                 let mut xattrs = get_xattrs_path(&path).map_err(|e| Error::io(&path, e))?;
                 object::canonicalize_xattrs(&mut xattrs);
                 let size = if ft.is_symlink() { 0 } else { st.len() };
-                let meta = FileMeta { uid: st.uid(), gid: st.gid(), mode: st.mode(), rdev: 0, symlink_target: target, xattrs };
-                Ok(ContentObject { csum: *csum, meta, size, data })
+                let meta = FileMeta {
+                    uid: st.uid(),
+                    gid: st.gid(),
+                    mode: st.mode(),
+                    rdev: 0,
+                    symlink_target: target,
+                    xattrs,
+                };
+                Ok(ContentObject {
+                    csum: *csum,
+                    meta,
+                    size,
+                    data,
+                })
             }
             RepoMode::BareUser => {
                 if !st.file_type().is_file() {
@@ -198,31 +245,77 @@ impl Repo {
                 let meta_bytes = read_one_xattr(&path, "user.ostreemeta")
                     .map_err(|e| Error::io(&path, e))?
                     .ok_or_else(|| bad("missing user.ostreemeta xattr".into()))?;
-                let (uid, gid, mode, xattrs) = FileMeta::from_ostreemeta(&meta_bytes).map_err(|e| bad(e.to_string()))?;
-                let mut meta = FileMeta { uid, gid, mode, rdev: 0, symlink_target: String::new(), xattrs };
+                let (uid, gid, mode, xattrs) =
+                    FileMeta::from_ostreemeta(&meta_bytes).map_err(|e| bad(e.to_string()))?;
+                let mut meta = FileMeta {
+                    uid,
+                    gid,
+                    mode,
+                    rdev: 0,
+                    symlink_target: String::new(),
+                    xattrs,
+                };
                 if meta.is_symlink() {
                     let mut t = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
                     // ostree stores the target NUL-terminated
                     if t.last() == Some(&0) {
                         t.pop();
                     }
-                    meta.symlink_target = String::from_utf8(t).map_err(|_| bad("symlink target not UTF-8".into()))?;
+                    meta.symlink_target =
+                        String::from_utf8(t).map_err(|_| bad("symlink target not UTF-8".into()))?;
                     meta.validate().map_err(|e| bad(e.to_string()))?;
-                    return Ok(ContentObject { csum: *csum, meta, size: 0, data: ContentData::None });
+                    return Ok(ContentObject {
+                        csum: *csum,
+                        meta,
+                        size: 0,
+                        data: ContentData::None,
+                    });
                 }
                 meta.validate().map_err(|e| bad(e.to_string()))?;
-                Ok(ContentObject { csum: *csum, meta, size: st.len(), data: ContentData::Raw(path) })
+                Ok(ContentObject {
+                    csum: *csum,
+                    meta,
+                    size: st.len(),
+                    data: ContentData::Raw(path),
+                })
             }
             RepoMode::BareUserOnly => {
                 let ft = st.file_type();
                 if ft.is_symlink() {
                     let t = std::fs::read_link(&path).map_err(|e| Error::io(&path, e))?;
-                    let target = t.to_str().ok_or_else(|| bad("symlink target not UTF-8".into()))?.to_string();
-                    let meta = FileMeta { uid: 0, gid: 0, mode: libc::S_IFLNK | 0o777, rdev: 0, symlink_target: target, xattrs: vec![] };
-                    return Ok(ContentObject { csum: *csum, meta, size: 0, data: ContentData::None });
+                    let target = t
+                        .to_str()
+                        .ok_or_else(|| bad("symlink target not UTF-8".into()))?
+                        .to_string();
+                    let meta = FileMeta {
+                        uid: 0,
+                        gid: 0,
+                        mode: libc::S_IFLNK | 0o777,
+                        rdev: 0,
+                        symlink_target: target,
+                        xattrs: vec![],
+                    };
+                    return Ok(ContentObject {
+                        csum: *csum,
+                        meta,
+                        size: 0,
+                        data: ContentData::None,
+                    });
                 }
-                let meta = FileMeta { uid: 0, gid: 0, mode: st.mode(), rdev: 0, symlink_target: String::new(), xattrs: vec![] };
-                Ok(ContentObject { csum: *csum, meta, size: st.len(), data: ContentData::Raw(path) })
+                let meta = FileMeta {
+                    uid: 0,
+                    gid: 0,
+                    mode: st.mode(),
+                    rdev: 0,
+                    symlink_target: String::new(),
+                    xattrs: vec![],
+                };
+                Ok(ContentObject {
+                    csum: *csum,
+                    meta,
+                    size: st.len(),
+                    data: ContentData::Raw(path),
+                })
             }
         }
     }
@@ -239,7 +332,12 @@ impl Repo {
     }
 
     /// Write a content object whose checksum is known to match.
-    pub fn write_content_trusted(&self, csum: &Checksum, meta: &FileMeta, data: &[u8]) -> Result<()> {
+    pub fn write_content_trusted(
+        &self,
+        csum: &Checksum,
+        meta: &FileMeta,
+        data: &[u8],
+    ) -> Result<()> {
         if self.has_object(csum, ObjectType::File) {
             return Ok(());
         }
@@ -295,8 +393,17 @@ pub struct ContentWriter<'r> {
 impl<'r> ContentWriter<'r> {
     fn new(repo: &'r Repo, meta: FileMeta, size: u64) -> Result<Self> {
         let hasher = object::content_checksum_start(&meta);
-        let mut w = ContentWriter { repo, meta, size, written: 0, hasher, tmp: None, sink: Sink::None };
-        let needs_file = w.meta.is_regular() || matches!(repo.mode(), RepoMode::BareUser | RepoMode::Archive);
+        let mut w = ContentWriter {
+            repo,
+            meta,
+            size,
+            written: 0,
+            hasher,
+            tmp: None,
+            sink: Sink::None,
+        };
+        let needs_file =
+            w.meta.is_regular() || matches!(repo.mode(), RepoMode::BareUser | RepoMode::Archive);
         if needs_file {
             let tmp = repo.tmp_dir().join(crate::util::tmp_name("obj-"));
             let f = std::fs::OpenOptions::new()
@@ -311,12 +418,16 @@ impl<'r> ContentWriter<'r> {
                     let mut bw = std::io::BufWriter::with_capacity(128 * 1024, f);
                     let hdr = object::size_prefixed(&w.meta.zlib_header_bytes(size));
                     bw.write_all(&hdr).map_err(|e| w.err(e))?;
-                    Sink::Zlib(flate2::write::DeflateEncoder::new(bw, flate2::Compression::new(repo.zlib_level)))
+                    Sink::Zlib(flate2::write::DeflateEncoder::new(
+                        bw,
+                        flate2::Compression::new(repo.zlib_level),
+                    ))
                 }
                 RepoMode::BareUser if w.meta.is_symlink() => {
                     let mut f = f;
                     // NUL-terminated, as ostree writes it
-                    f.write_all(w.meta.symlink_target.as_bytes()).map_err(|e| w.err(e))?;
+                    f.write_all(w.meta.symlink_target.as_bytes())
+                        .map_err(|e| w.err(e))?;
                     f.write_all(&[0]).map_err(|e| w.err(e))?;
                     Sink::Raw(f)
                 }
@@ -327,7 +438,10 @@ impl<'r> ContentWriter<'r> {
     }
 
     fn err(&self, e: std::io::Error) -> Error {
-        Error::io(self.tmp.as_deref().unwrap_or(self.repo.tmp_dir().as_path()), e)
+        Error::io(
+            self.tmp.as_deref().unwrap_or(self.repo.tmp_dir().as_path()),
+            e,
+        )
     }
 
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
@@ -336,7 +450,10 @@ impl<'r> ContentWriter<'r> {
         }
         self.written += data.len() as u64;
         if self.written > self.size {
-            return Err(Error::invalid("content", format!("more bytes than the declared size {}", self.size)));
+            return Err(Error::invalid(
+                "content",
+                format!("more bytes than the declared size {}", self.size),
+            ));
         }
         self.hasher.update(data);
         let r = match &mut self.sink {
@@ -359,7 +476,10 @@ impl<'r> ContentWriter<'r> {
 
     fn finish_inner(&mut self, expected: Option<Checksum>) -> Result<Checksum> {
         if self.meta.is_regular() && self.written != self.size {
-            return Err(Error::invalid("content", format!("expected {} bytes, got {}", self.size, self.written)));
+            return Err(Error::invalid(
+                "content",
+                format!("expected {} bytes, got {}", self.size, self.written),
+            ));
         }
         let csum = std::mem::take(&mut self.hasher).finish();
         if let Some(exp) = expected {
@@ -387,33 +507,44 @@ impl<'r> ContentWriter<'r> {
         let m = &self.meta;
         match (&file, mode) {
             (Some(f), RepoMode::Bare) => {
-                rustix::fs::fchown(f, Some(uid(m.uid)), Some(gid(m.gid))).map_err(|e| self.err(e.into()))?;
-                rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(m.mode & 0o7777)).map_err(|e| self.err(e.into()))?;
+                rustix::fs::fchown(f, Some(uid(m.uid)), Some(gid(m.gid)))
+                    .map_err(|e| self.err(e.into()))?;
+                rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(m.mode & 0o7777))
+                    .map_err(|e| self.err(e.into()))?;
                 for (k, v) in &m.xattrs {
-                    let name = std::ffi::CString::new(k.clone()).map_err(|e| self.err(std::io::Error::other(e)))?;
+                    let name = std::ffi::CString::new(k.clone())
+                        .map_err(|e| self.err(std::io::Error::other(e)))?;
                     rustix::fs::fsetxattr(f, name.as_c_str(), v, rustix::fs::XattrFlags::empty())
                         .map_err(|e| self.err(e.into()))?;
                 }
                 set_mtime_zero(f).map_err(|e| self.err(e))?;
             }
             (Some(f), RepoMode::BareUser) => {
-                rustix::fs::fsetxattr(f, c"user.ostreemeta", &m.to_ostreemeta(), rustix::fs::XattrFlags::empty())
-                    .map_err(|e| self.err(e.into()))?;
+                rustix::fs::fsetxattr(
+                    f,
+                    c"user.ostreemeta",
+                    &m.to_ostreemeta(),
+                    rustix::fs::XattrFlags::empty(),
+                )
+                .map_err(|e| self.err(e.into()))?;
                 if m.is_regular() {
                     let cm = (m.mode & 0o775) | 0o400;
-                    rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(cm)).map_err(|e| self.err(e.into()))?;
+                    rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(cm))
+                        .map_err(|e| self.err(e.into()))?;
                 }
                 set_mtime_zero(f).map_err(|e| self.err(e))?;
             }
             (Some(f), RepoMode::BareUserOnly) => {
-                rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(m.mode & 0o7777)).map_err(|e| self.err(e.into()))?;
+                rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(m.mode & 0o7777))
+                    .map_err(|e| self.err(e.into()))?;
                 set_mtime_zero(f).map_err(|e| self.err(e))?;
             }
             (Some(_), RepoMode::Archive) => {}
             (None, _) => {
                 // A symlink in bare or bare-user-only mode: a real symlink.
                 let tmp = self.repo.tmp_dir().join(crate::util::tmp_name("lnk-"));
-                std::os::unix::fs::symlink(&m.symlink_target, &tmp).map_err(|e| Error::io(&tmp, e))?;
+                std::os::unix::fs::symlink(&m.symlink_target, &tmp)
+                    .map_err(|e| Error::io(&tmp, e))?;
                 self.tmp = Some(tmp.clone());
                 if mode == RepoMode::Bare {
                     rustix::fs::chownat(
@@ -425,20 +556,40 @@ impl<'r> ContentWriter<'r> {
                     )
                     .map_err(|e| Error::rio(&tmp, e))?;
                     for (k, v) in &m.xattrs {
-                        let name = std::ffi::CString::new(k.clone()).map_err(|e| Error::io(&tmp, std::io::Error::other(e)))?;
-                        rustix::fs::lsetxattr(&tmp, name.as_c_str(), v, rustix::fs::XattrFlags::empty())
-                            .map_err(|e| Error::rio(&tmp, e))?;
+                        let name = std::ffi::CString::new(k.clone())
+                            .map_err(|e| Error::io(&tmp, std::io::Error::other(e)))?;
+                        rustix::fs::lsetxattr(
+                            &tmp,
+                            name.as_c_str(),
+                            v,
+                            rustix::fs::XattrFlags::empty(),
+                        )
+                        .map_err(|e| Error::rio(&tmp, e))?;
                     }
                 }
                 let ts = rustix::fs::Timestamps {
-                    last_access: rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
-                    last_modification: rustix::fs::Timespec { tv_sec: 0, tv_nsec: 0 },
+                    last_access: rustix::fs::Timespec {
+                        tv_sec: 0,
+                        tv_nsec: rustix::fs::UTIME_OMIT,
+                    },
+                    last_modification: rustix::fs::Timespec {
+                        tv_sec: 0,
+                        tv_nsec: 0,
+                    },
                 };
-                let _ = rustix::fs::utimensat(rustix::fs::CWD, &tmp, &ts, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
+                let _ = rustix::fs::utimensat(
+                    rustix::fs::CWD,
+                    &tmp,
+                    &ts,
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                );
             }
         }
         drop(file);
-        let tmp = self.tmp.take().ok_or_else(|| Error::invalid("content", "no temporary file"))?;
+        let tmp = self
+            .tmp
+            .take()
+            .ok_or_else(|| Error::invalid("content", "no temporary file"))?;
         self.repo.install_tmp(&tmp, &csum, ObjectType::File)?;
         Ok(csum)
     }

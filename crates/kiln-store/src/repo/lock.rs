@@ -22,8 +22,12 @@ pub struct RepoLock {
 impl RepoLock {
     pub fn acquire(repo: &Path, kind: LockKind) -> Result<RepoLock> {
         let path = repo.join(".lock");
-        let fd = rustix::fs::open(&path, OFlags::CREATE | OFlags::RDWR | OFlags::CLOEXEC, Mode::from_raw_mode(0o660))
-            .map_err(|e| Error::rio(&path, e))?;
+        let fd = rustix::fs::open(
+            &path,
+            OFlags::CREATE | OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o660),
+        )
+        .map_err(|e| Error::rio(&path, e))?;
         let op = match kind {
             LockKind::Shared => FlockOperation::LockShared,
             LockKind::Exclusive => FlockOperation::LockExclusive,

@@ -4,10 +4,10 @@ mod content;
 mod lock;
 mod objects;
 
+pub use content::{content_checksum, read_xattrs as read_xattrs_pub, ContentWriter};
 pub use content::{ContentData, ContentObject};
 pub use lock::{LockKind, RepoLock};
 pub use objects::ObjectInfo;
-pub use content::{content_checksum, read_xattrs as read_xattrs_pub, ContentWriter};
 
 use crate::checksum::Checksum;
 use crate::error::{Error, Result};
@@ -74,11 +74,24 @@ pub struct Repo {
 
 impl std::fmt::Debug for Repo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Repo").field("path", &self.path).field("mode", &self.mode).finish()
+        f.debug_struct("Repo")
+            .field("path", &self.path)
+            .field("mode", &self.mode)
+            .finish()
     }
 }
 
-const SUBDIRS: &[&str] = &["extensions", "objects", "refs", "refs/heads", "refs/mirrors", "refs/remotes", "state", "tmp", "tmp/cache"];
+const SUBDIRS: &[&str] = &[
+    "extensions",
+    "objects",
+    "refs",
+    "refs/heads",
+    "refs/mirrors",
+    "refs/remotes",
+    "state",
+    "tmp",
+    "tmp/cache",
+];
 
 impl Repo {
     /// Create a repository (like `ostree init`). Succeeds on an existing repo
@@ -115,21 +128,39 @@ impl Repo {
                 Error::io(&cfg_path, e)
             }
         })?;
-        let config = KeyFile::parse(&text).map_err(|e| Error::Config { path: cfg_path.clone(), why: e.to_string() })?;
+        let config = KeyFile::parse(&text).map_err(|e| Error::Config {
+            path: cfg_path.clone(),
+            why: e.to_string(),
+        })?;
         let version = config.get("core", "repo_version").unwrap_or("1");
         if version != "1" {
-            return Err(Error::Config { path: cfg_path, why: format!("unsupported repo_version {version}") });
+            return Err(Error::Config {
+                path: cfg_path,
+                why: format!("unsupported repo_version {version}"),
+            });
         }
         let mode_s = config.get("core", "mode").unwrap_or("bare");
-        let mode = RepoMode::parse(mode_s)
-            .ok_or_else(|| Error::Config { path: cfg_path.clone(), why: format!("unknown mode {mode_s:?}") })?;
-        let zlib_level = config.get("archive", "zlib-level").and_then(|s| s.parse().ok()).unwrap_or(6).min(9);
+        let mode = RepoMode::parse(mode_s).ok_or_else(|| Error::Config {
+            path: cfg_path.clone(),
+            why: format!("unknown mode {mode_s:?}"),
+        })?;
+        let zlib_level = config
+            .get("archive", "zlib-level")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(6)
+            .min(9);
         for d in ["objects", "tmp", "refs"] {
             if !path.join(d).is_dir() {
                 return Err(Error::NotARepo(path.to_path_buf()));
             }
         }
-        Ok(Repo { path: path.to_path_buf(), mode, config, zlib_level, lock: std::sync::Mutex::new(None) })
+        Ok(Repo {
+            path: path.to_path_buf(),
+            mode,
+            config,
+            zlib_level,
+            lock: std::sync::Mutex::new(None),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -146,7 +177,11 @@ impl Repo {
 
     /// Replace the config (written atomically).
     pub fn write_config(&mut self, config: KeyFile) -> Result<()> {
-        crate::util::write_file_atomic(&self.path.join("config"), config.to_string().as_bytes(), 0o644)?;
+        crate::util::write_file_atomic(
+            &self.path.join("config"),
+            config.to_string().as_bytes(),
+            0o644,
+        )?;
         self.config = config;
         Ok(())
     }
@@ -167,7 +202,11 @@ impl Repo {
 
     pub fn object_path(&self, csum: &Checksum, ty: ObjectType) -> PathBuf {
         let (d, f) = csum.split_hex();
-        let ext = if ty == ObjectType::File { self.mode.file_ext() } else { ty.ext() };
+        let ext = if ty == ObjectType::File {
+            self.mode.file_ext()
+        } else {
+            ty.ext()
+        };
         self.path.join("objects").join(d).join(format!("{f}.{ext}"))
     }
 

@@ -39,7 +39,10 @@ impl Repo {
                 return Err(Error::corrupt(
                     *csum,
                     ty,
-                    format!("Corrupted {} object; checksum expected='{csum}' actual='{actual}'", ty.ext()),
+                    format!(
+                        "Corrupted {} object; checksum expected='{csum}' actual='{actual}'",
+                        ty.ext()
+                    ),
                 ));
             }
         }
@@ -48,33 +51,40 @@ impl Repo {
 
     pub fn read_commit(&self, csum: &Checksum) -> Result<Commit> {
         let data = self.read_meta(csum, ObjectType::Commit)?;
-        Commit::from_bytes(&data).map_err(|e| Error::corrupt(*csum, ObjectType::Commit, e.to_string()))
+        Commit::from_bytes(&data)
+            .map_err(|e| Error::corrupt(*csum, ObjectType::Commit, e.to_string()))
     }
 
     pub fn read_dirtree(&self, csum: &Checksum) -> Result<DirTree> {
         let data = self.read_meta(csum, ObjectType::DirTree)?;
-        DirTree::from_bytes(&data).map_err(|e| Error::corrupt(*csum, ObjectType::DirTree, e.to_string()))
+        DirTree::from_bytes(&data)
+            .map_err(|e| Error::corrupt(*csum, ObjectType::DirTree, e.to_string()))
     }
 
     pub fn read_dirmeta(&self, csum: &Checksum) -> Result<DirMeta> {
         let data = self.read_meta(csum, ObjectType::DirMeta)?;
-        DirMeta::from_bytes(&data).map_err(|e| Error::corrupt(*csum, ObjectType::DirMeta, e.to_string()))
+        DirMeta::from_bytes(&data)
+            .map_err(|e| Error::corrupt(*csum, ObjectType::DirMeta, e.to_string()))
     }
 
     /// Detached metadata of a commit (signatures etc.), if any.
     pub fn read_commit_detached_metadata(&self, csum: &Checksum) -> Result<Option<VarDict>> {
         let path = self.object_path(csum, ObjectType::CommitMeta);
         match std::fs::read(&path) {
-            Ok(d) => Ok(Some(
-                object::decode_vardict(&d).map_err(|e| Error::corrupt(*csum, ObjectType::CommitMeta, e.to_string()))?,
-            )),
+            Ok(d) => Ok(Some(object::decode_vardict(&d).map_err(|e| {
+                Error::corrupt(*csum, ObjectType::CommitMeta, e.to_string())
+            })?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(&path, e)),
         }
     }
 
     /// Replace (or remove, with `None`) a commit's detached metadata.
-    pub fn write_commit_detached_metadata(&self, csum: &Checksum, md: Option<&VarDict>) -> Result<()> {
+    pub fn write_commit_detached_metadata(
+        &self,
+        csum: &Checksum,
+        md: Option<&VarDict>,
+    ) -> Result<()> {
         let path = self.object_path(csum, ObjectType::CommitMeta);
         match md {
             None => match std::fs::remove_file(&path) {
@@ -102,7 +112,11 @@ impl Repo {
         }
         let tmp = self.tmp_dir().join(crate::util::tmp_name("obj-"));
         let res = (|| -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&tmp)?;
             f.write_all(data)?;
             if self.mode.is_bare() {
                 set_mtime_zero(&f)?;
@@ -145,16 +159,25 @@ impl Repo {
         for d in rd {
             let d = d.map_err(|e| Error::io(&objdir, e))?;
             let prefix = d.file_name();
-            let Some(prefix) = prefix.to_str().filter(|p| p.len() == 2) else { continue };
+            let Some(prefix) = prefix.to_str().filter(|p| p.len() == 2) else {
+                continue;
+            };
             let sub = d.path();
-            let Ok(rd2) = std::fs::read_dir(&sub) else { continue };
+            let Ok(rd2) = std::fs::read_dir(&sub) else {
+                continue;
+            };
             for f in rd2 {
                 let f = f.map_err(|e| Error::io(&sub, e))?;
                 let name = f.file_name();
                 let Some(name) = name.to_str() else { continue };
-                let Some((rest, ext)) = name.split_once('.') else { continue };
+                let Some((rest, ext)) = name.split_once('.') else {
+                    continue;
+                };
                 let hexs = format!("{prefix}{rest}");
-                let (Ok(csum), Some(ty)) = (hexs.parse::<Checksum>(), ObjectType::from_ext(ext)) else { continue };
+                let (Ok(csum), Some(ty)) = (hexs.parse::<Checksum>(), ObjectType::from_ext(ext))
+                else {
+                    continue;
+                };
                 if ty == ObjectType::File && ext != self.mode().file_ext() {
                     continue;
                 }
@@ -167,7 +190,9 @@ impl Repo {
 
     /// Size on disk of an object (for prune's "freed" figure).
     pub fn object_disk_size(&self, csum: &Checksum, ty: ObjectType) -> u64 {
-        std::fs::symlink_metadata(self.object_path(csum, ty)).map(|m| m.len()).unwrap_or(0)
+        std::fs::symlink_metadata(self.object_path(csum, ty))
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
 
     pub fn delete_object(&self, csum: &Checksum, ty: ObjectType) -> Result<()> {
@@ -183,8 +208,14 @@ impl Repo {
 pub(crate) fn set_mtime_zero(f: &std::fs::File) -> std::io::Result<()> {
     use rustix::fs::{Timespec, Timestamps};
     let ts = Timestamps {
-        last_access: Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
-        last_modification: Timespec { tv_sec: 0, tv_nsec: 0 },
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
     };
     rustix::fs::futimens(f, &ts).map_err(std::io::Error::from)
 }

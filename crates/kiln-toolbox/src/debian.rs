@@ -54,7 +54,11 @@ pub struct Recipe {
 impl Recipe {
     /// The recipe for `release`, with mirrors from the host's apt sources.
     pub fn new(release: &str, extra_locale: Option<&str>) -> Result<Self> {
-        if !release.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || release.is_empty() {
+        if !release
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            || release.is_empty()
+        {
             return Err(Error::Unsupported(format!("Debian release {release:?}")));
         }
         let sources = read_sources(Path::new("/etc/apt"));
@@ -62,8 +66,10 @@ impl Recipe {
         if let Some(l) = extra_locale {
             let l = l.split('@').next().unwrap_or(l);
             let ok = l.ends_with(".UTF-8")
+                && !l.starts_with("C.")
                 && l.len() < 40
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
             if ok && !locales.iter().any(|x| x == l) {
                 locales.push(l.to_string());
             }
@@ -87,7 +93,11 @@ impl Recipe {
             self.locales,
             std::env::consts::ARCH
         ));
-        format!("debian-{}-{}", self.release, &hex::encode(h.finalize())[..12])
+        format!(
+            "debian-{}-{}",
+            self.release,
+            &hex::encode(h.finalize())[..12]
+        )
     }
 
     /// The mmdebstrap arguments that write a tarball to stdout.
@@ -186,7 +196,9 @@ fn parse_deb822(text: &str) -> Vec<Source> {
                 .map(|v| v.split_whitespace().map(str::to_string).collect())
                 .unwrap_or_default()
         };
-        if !words("types").iter().any(|t| t == "deb") || fields.get("enabled").is_some_and(|v| v == "no") {
+        if !words("types").iter().any(|t| t == "deb")
+            || fields.get("enabled").is_some_and(|v| v == "no")
+        {
             continue;
         }
         for uri in words("uris") {
@@ -201,7 +213,8 @@ fn parse_deb822(text: &str) -> Vec<Source> {
 
 fn is_debian_suite(suite: &str) -> bool {
     let base = suite.split('-').next().unwrap_or(suite);
-    CODENAMES.iter().any(|(c, _)| *c == base) || ["stable", "testing", "unstable", "oldstable"].contains(&base)
+    CODENAMES.iter().any(|(c, _)| *c == base)
+        || ["stable", "testing", "unstable", "oldstable"].contains(&base)
 }
 
 /// Mirror lines for `release`: the host's entries for it (main, -updates,
@@ -219,16 +232,23 @@ pub(crate) fn mirrors_for(release: &str, sources: &[Source]) -> Vec<String> {
             lines.push(format!("deb {} {w} main", s.uri));
         }
     }
-    if lines.iter().any(|l| l.split_whitespace().nth(2) == Some(release)) {
+    if lines
+        .iter()
+        .any(|l| l.split_whitespace().nth(2) == Some(release))
+    {
         return lines;
     }
     let mut lines = Vec::new();
-    let main = sources
-        .iter()
-        .find(|s| s.suites.iter().any(|x| is_debian_suite(x) && !x.contains('-')));
-    let security = sources
-        .iter()
-        .find(|s| s.suites.iter().any(|x| x.ends_with("-security") && is_debian_suite(x)));
+    let main = sources.iter().find(|s| {
+        s.suites
+            .iter()
+            .any(|x| is_debian_suite(x) && !x.contains('-'))
+    });
+    let security = sources.iter().find(|s| {
+        s.suites
+            .iter()
+            .any(|x| x.ends_with("-security") && is_debian_suite(x))
+    });
     let uri = main.map_or("http://deb.debian.org/debian", |s| s.uri.as_str());
     lines.push(format!("deb {uri} {release} main"));
     if release != "sid" && release != "unstable" {
@@ -249,7 +269,9 @@ mod tests {
     #[test]
     fn host_mirrors_for_the_host_release() {
         let mut s = parse_deb822(DEB822);
-        s.extend(parse_one_line("deb [arch=amd64] https://other.example/apt cloud-sdk-bookworm main\n"));
+        s.extend(parse_one_line(
+            "deb [arch=amd64] https://other.example/apt cloud-sdk-bookworm main\n",
+        ));
         assert_eq!(
             mirrors_for("bookworm", &s),
             vec![
@@ -267,10 +289,13 @@ mod tests {
                 "deb http://mirror.example/debian-security trixie-security main",
             ]
         );
-        assert_eq!(mirrors_for("bookworm", &[]), vec![
-            "deb http://deb.debian.org/debian bookworm main",
-            "deb http://deb.debian.org/debian bookworm-updates main",
-        ]);
+        assert_eq!(
+            mirrors_for("bookworm", &[]),
+            vec![
+                "deb http://deb.debian.org/debian bookworm main",
+                "deb http://deb.debian.org/debian bookworm-updates main",
+            ]
+        );
     }
 
     #[test]

@@ -21,7 +21,11 @@ impl HostUser {
         let passwd = std::fs::read_to_string("/etc/passwd").ctx("read", "/etc/passwd")?;
         Ok(parse_passwd(&passwd, uid).unwrap_or_else(|| HostUser {
             // Not in passwd (e.g. a uid from a directory service): still usable.
-            name: if uid == 0 { "root".into() } else { format!("u{uid}") },
+            name: if uid == 0 {
+                "root".into()
+            } else {
+                format!("u{uid}")
+            },
             uid,
             gid,
             home: if uid == 0 { "/root".into() } else { "/".into() },
@@ -67,7 +71,8 @@ mod tests {
 
     #[test]
     fn passwd_lookup() {
-        let text = "root:x:0:0:root:/root:/bin/bash\ndev:x:1000:1001:Dev,,,:/home/dev:/usr/bin/zsh\n";
+        let text =
+            "root:x:0:0:root:/root:/bin/bash\ndev:x:1000:1001:Dev,,,:/home/dev:/usr/bin/zsh\n";
         let u = parse_passwd(text, 1000).unwrap();
         assert_eq!(u.name, "dev");
         assert_eq!(u.gid, 1001);

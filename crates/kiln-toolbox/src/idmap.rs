@@ -194,9 +194,21 @@ mod tests {
         assert_eq!(
             map,
             vec![
-                IdRange { inside: 0, outside: 100_000, count: 1000 },
-                IdRange { inside: 1000, outside: 1000, count: 1 },
-                IdRange { inside: 1001, outside: 101_000, count: 64536 },
+                IdRange {
+                    inside: 0,
+                    outside: 100_000,
+                    count: 1000
+                },
+                IdRange {
+                    inside: 1000,
+                    outside: 1000,
+                    count: 1
+                },
+                IdRange {
+                    inside: 1001,
+                    outside: 101_000,
+                    count: 64536
+                },
             ]
         );
     }
@@ -207,8 +219,16 @@ mod tests {
         assert_eq!(
             map,
             vec![
-                IdRange { inside: 0, outside: 100_000, count: 10 },
-                IdRange { inside: 1000, outside: 1000, count: 1 },
+                IdRange {
+                    inside: 0,
+                    outside: 100_000,
+                    count: 10
+                },
+                IdRange {
+                    inside: 1000,
+                    outside: 1000,
+                    count: 1
+                },
             ]
         );
     }
@@ -235,7 +255,9 @@ mod tests {
             home: "/home/dev".into(),
             shell: "/bin/bash".into(),
         };
-        let err = IdMapping::for_user_from(&user, &su, &sg).unwrap_err().to_string();
+        let err = IdMapping::for_user_from(&user, &su, &sg)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"dev:165536:65536\""), "{err}");
         assert!(err.contains("/etc/subuid and /etc/subgid"), "{err}");
     }

@@ -149,12 +149,15 @@ impl Store {
         for entry in entries.flatten() {
             let path = entry.path();
             let lock_path = path.join("lock");
-            let stale = match rustix::fs::open(&lock_path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
-                Ok(fd) => rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok(),
-                // No lock file: killed before it was made.
-                Err(rustix::io::Errno::NOENT) => true,
-                Err(_) => false,
-            };
+            let stale =
+                match rustix::fs::open(&lock_path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()) {
+                    Ok(fd) => {
+                        rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok()
+                    }
+                    // No lock file: killed before it was made.
+                    Err(rustix::io::Errno::NOENT) => true,
+                    Err(_) => false,
+                };
             if stale {
                 tracing::info!(path = %path.display(), "removing stale work directory");
                 let _ = remove_tree(&path);

@@ -46,7 +46,9 @@ impl ImageChoice {
     /// The Toolbox-style default container name: `debian-toolbox-12`.
     pub fn default_container_name(&self) -> String {
         match self {
-            Self::Debian { release } => format!("debian-toolbox-{}", debian::release_version(release)),
+            Self::Debian { release } => {
+                format!("debian-toolbox-{}", debian::release_version(release))
+            }
             Self::Oci(reference) => {
                 let base = reference
                     .trim_end_matches('/')
@@ -55,7 +57,13 @@ impl ImageChoice {
                     .unwrap_or("oci");
                 let clean: String = base
                     .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '-'
+                        }
+                    })
                     .collect();
                 format!("{}-toolbox", clean.trim_matches('-'))
             }
@@ -163,7 +171,11 @@ impl Toolbox {
 
     /// Create a container (building or unpacking its image first if needed).
     /// Enters the user namespace: call once per process.
-    pub fn create(&self, opts: &CreateOptions, on_event: &mut dyn FnMut(Event)) -> Result<ContainerMeta> {
+    pub fn create(
+        &self,
+        opts: &CreateOptions,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<ContainerMeta> {
         host::check_name(&opts.name)?;
         if self.store.container_dir(&opts.name).exists() {
             return Err(Error::ContainerExists(opts.name.clone()));
@@ -171,7 +183,9 @@ impl Toolbox {
         let mapping = self.mapping()?;
         self.store.ensure()?;
         let image = match &opts.image {
-            ImageChoice::Debian { release } => self.debian_image(release, opts, &mapping, on_event)?,
+            ImageChoice::Debian { release } => {
+                self.debian_image(release, opts, &mapping, on_event)?
+            }
             ImageChoice::Oci(reference) => self.oci_image(reference, opts, &mapping, on_event)?,
         };
         userns::enter_once(&mapping)?;
@@ -356,7 +370,11 @@ impl Toolbox {
                 .arg(format!("oci:{}:latest", dest.display()))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(if opts.show_tool_output { Stdio::inherit() } else { Stdio::piped() })
+                .stderr(if opts.show_tool_output {
+                    Stdio::inherit()
+                } else {
+                    Stdio::piped()
+                })
                 .output()
                 .ctx("run", &skopeo)?;
             if !out.status.success() {
@@ -370,7 +388,11 @@ impl Toolbox {
         };
         let image = oci::open(&layout_dir)?;
         use sha2::Digest;
-        let key = sha2::Sha256::digest(format!("{}\n{}", image.manifest_digest, mapping.fingerprint()));
+        let key = sha2::Sha256::digest(format!(
+            "{}\n{}",
+            image.manifest_digest,
+            mapping.fingerprint()
+        ));
         let id = format!("oci-{}", &hex::encode(key)[..12]);
         if let Ok(existing) = self.store.load_image(&id) {
             let _ = layout::remove_tree(&tmp.path);
@@ -390,7 +412,11 @@ impl Toolbox {
         }
         let meta = ImageMeta {
             id,
-            name: image.name.clone().map(|n| format!("{name}:{n}")).unwrap_or(name),
+            name: image
+                .name
+                .clone()
+                .map(|n| format!("{name}:{n}"))
+                .unwrap_or(name),
             source: ImageSource::Oci {
                 reference: reference.into(),
                 manifest_digest: image.manifest_digest.clone(),
@@ -451,10 +477,9 @@ impl Toolbox {
     /// code. The process stays in the container's namespaces afterwards.
     pub fn run(&self, name: &str, spec: &RunSpec) -> Result<i32> {
         let meta = self.store.load_container(name)?;
-        let image = self
-            .store
-            .load_image(&meta.image_id)
-            .map_err(|_| Error::NoSuchImage(format!("{} (of container {name})", meta.image_name)))?;
+        let image = self.store.load_image(&meta.image_id).map_err(|_| {
+            Error::NoSuchImage(format!("{} (of container {name})", meta.image_name))
+        })?;
         let mapping = self.mapping()?;
         let paths = engine::ContainerPaths {
             name: name.into(),

@@ -57,10 +57,17 @@ fn invalid(path: &Path, reason: impl Into<String>) -> Error {
 
 /// `sha256:HEX` → the blob's path, refusing anything else.
 fn blob_path(layout: &Path, digest: &str) -> Result<PathBuf> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .ok_or_else(|| invalid(layout, format!("unsupported digest {digest:?} (only sha256)")))?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    let hex = digest.strip_prefix("sha256:").ok_or_else(|| {
+        invalid(
+            layout,
+            format!("unsupported digest {digest:?} (only sha256)"),
+        )
+    })?;
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(invalid(layout, format!("malformed digest {digest:?}")));
     }
     Ok(layout.join("blobs").join("sha256").join(hex))
@@ -69,7 +76,8 @@ fn blob_path(layout: &Path, digest: &str) -> Result<PathBuf> {
 /// Check a blob's size and digest; returns its path.
 fn verify_blob(layout: &Path, desc: &Descriptor) -> Result<PathBuf> {
     let path = blob_path(layout, &desc.digest)?;
-    let mut file = File::open(&path).map_err(|e| invalid(layout, format!("blob {}: {e}", desc.digest)))?;
+    let mut file =
+        File::open(&path).map_err(|e| invalid(layout, format!("blob {}: {e}", desc.digest)))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
@@ -85,7 +93,10 @@ fn verify_blob(layout: &Path, desc: &Descriptor) -> Result<PathBuf> {
         if size != total {
             return Err(invalid(
                 layout,
-                format!("blob {} has {total} bytes, the descriptor says {size}", desc.digest),
+                format!(
+                    "blob {} has {total} bytes, the descriptor says {size}",
+                    desc.digest
+                ),
             ));
         }
     }
@@ -137,13 +148,21 @@ fn pick(manifests: Vec<Descriptor>, layout: &Path) -> Result<Descriptor> {
 pub fn open(layout: &Path) -> Result<Image> {
     let marker = layout.join("oci-layout");
     if !marker.is_file() {
-        return Err(invalid(layout, "not an OCI image layout (no oci-layout file)"));
+        return Err(invalid(
+            layout,
+            "not an OCI image layout (no oci-layout file)",
+        ));
     }
     let index_path = layout.join("index.json");
-    let bytes = std::fs::read(&index_path).map_err(|e| invalid(layout, format!("index.json: {e}")))?;
-    let index: Index = serde_json::from_slice(&bytes).map_err(|e| invalid(layout, format!("index.json: {e}")))?;
+    let bytes =
+        std::fs::read(&index_path).map_err(|e| invalid(layout, format!("index.json: {e}")))?;
+    let index: Index =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(layout, format!("index.json: {e}")))?;
     let mut desc = pick(index.manifests, layout)?;
-    let mut name = desc.annotations.get("org.opencontainers.image.ref.name").cloned();
+    let mut name = desc
+        .annotations
+        .get("org.opencontainers.image.ref.name")
+        .cloned();
     // Nested indexes (multi-arch images), bounded.
     for _ in 0..4 {
         if !is_index(&desc.media_type) {
@@ -152,7 +171,10 @@ pub fn open(layout: &Path) -> Result<Image> {
         let nested: Index = read_json_blob(layout, &desc)?;
         desc = pick(nested.manifests, layout)?;
         if name.is_none() {
-            name = desc.annotations.get("org.opencontainers.image.ref.name").cloned();
+            name = desc
+                .annotations
+                .get("org.opencontainers.image.ref.name")
+                .cloned();
         }
     }
     let manifest: Manifest = read_json_blob(layout, &desc)?;
@@ -176,7 +198,11 @@ impl Image {
     }
 
     /// Verify every layer, then unpack them in order onto `root`.
-    pub fn unpack(&self, root: std::os::fd::BorrowedFd<'_>, mut on_layer: impl FnMut(usize, usize)) -> Result<()> {
+    pub fn unpack(
+        &self,
+        root: std::os::fd::BorrowedFd<'_>,
+        mut on_layer: impl FnMut(usize, usize),
+    ) -> Result<()> {
         let mut paths = Vec::new();
         for layer in &self.layers {
             paths.push(verify_blob(&self.layout, layer)?);

@@ -63,7 +63,9 @@ pub fn unpack_layer_with(
     let head = buffered.fill_buf().ctx("read layer", layer)?;
     let gzip = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
     if head.len() >= 4 && head[..4] == [0x28, 0xb5, 0x2f, 0xfd] {
-        return Err(Error::Unsupported(format!("layer {layer} is zstd-compressed")));
+        return Err(Error::Unsupported(format!(
+            "layer {layer} is zstd-compressed"
+        )));
     }
     if gzip {
         unpack_tar(root, flate2::read::GzDecoder::new(buffered), layer, opts)
@@ -72,7 +74,12 @@ pub fn unpack_layer_with(
     }
 }
 
-fn unpack_tar(root: BorrowedFd<'_>, reader: impl Read, layer: &str, opts: &Options) -> Result<LayerStats> {
+fn unpack_tar(
+    root: BorrowedFd<'_>,
+    reader: impl Read,
+    layer: &str,
+    opts: &Options,
+) -> Result<LayerStats> {
     let mut archive = tar::Archive::new(reader);
     let mut u = Unpacker {
         root,
@@ -170,7 +177,9 @@ impl Unpacker<'_> {
         let path = join(&parts);
         let name_bytes = name.as_bytes();
 
-        let whiteout = name_bytes.strip_prefix(WHITEOUT_PREFIX).filter(|_| !self.opts.plain_only);
+        let whiteout = name_bytes
+            .strip_prefix(WHITEOUT_PREFIX)
+            .filter(|_| !self.opts.plain_only);
         if let Some(target) = whiteout {
             self.stats.whiteouts += 1;
             let parent = match self.open_dir(parent_parts, false, &path)? {
@@ -180,7 +189,10 @@ impl Unpacker<'_> {
             if name_bytes == OPAQUE {
                 self.make_opaque(parent.as_fd(), &join(parent_parts))?;
             } else {
-                if target.is_empty() || target == b"." || target == b".." || target.starts_with(WHITEOUT_PREFIX)
+                if target.is_empty()
+                    || target == b"."
+                    || target == b".."
+                    || target.starts_with(WHITEOUT_PREFIX)
                 {
                     return Err(self.unsafe_entry(&path, "is a malformed whiteout"));
                 }
@@ -201,10 +213,12 @@ impl Unpacker<'_> {
                     Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
                     Ok(_) => {
                         remove_all_at(parent, name).ctx("replace", &path)?;
-                        rustix::fs::mkdirat(parent, *name, Mode::from_raw_mode(0o700)).ctx("create", &path)?;
+                        rustix::fs::mkdirat(parent, *name, Mode::from_raw_mode(0o700))
+                            .ctx("create", &path)?;
                     }
                     Err(Errno::NOENT) => {
-                        rustix::fs::mkdirat(parent, *name, Mode::from_raw_mode(0o700)).ctx("create", &path)?
+                        rustix::fs::mkdirat(parent, *name, Mode::from_raw_mode(0o700))
+                            .ctx("create", &path)?
                     }
                     Err(e) => return Err(e).ctx("stat", &path),
                 }
@@ -215,7 +229,11 @@ impl Unpacker<'_> {
                 let fd = rustix::fs::openat(
                     parent,
                     *name,
-                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::WRONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
                 .ctx("create", &path)?;
@@ -227,12 +245,14 @@ impl Unpacker<'_> {
                 rustix::fs::futimens(&file, &times(mtime)).ctx("set times of", &path)?;
             }
             T::Symlink => {
-                let target = link.ok_or_else(|| self.unsafe_entry(&path, "is a symlink without target"))?;
+                let target =
+                    link.ok_or_else(|| self.unsafe_entry(&path, "is a symlink without target"))?;
                 if target.is_empty() || target.contains(&0) {
                     return Err(self.unsafe_entry(&path, "has an invalid symlink target"));
                 }
                 remove_all_at(parent, name).ctx("replace", &path)?;
-                rustix::fs::symlinkat(OsStr::from_bytes(&target), parent, *name).ctx("create", &path)?;
+                rustix::fs::symlinkat(OsStr::from_bytes(&target), parent, *name)
+                    .ctx("create", &path)?;
                 rustix::fs::chownat(
                     parent,
                     *name,
@@ -241,10 +261,12 @@ impl Unpacker<'_> {
                     AtFlags::SYMLINK_NOFOLLOW,
                 )
                 .map_err(|e| self.chown_error(e, uid, gid, &path))?;
-                let _ = rustix::fs::utimensat(parent, *name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW);
+                let _ =
+                    rustix::fs::utimensat(parent, *name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW);
             }
             T::Link => {
-                let target = link.ok_or_else(|| self.unsafe_entry(&path, "is a hard link without target"))?;
+                let target =
+                    link.ok_or_else(|| self.unsafe_entry(&path, "is a hard link without target"))?;
                 let tparts = components(&target, self.layer)?;
                 let Some((tname, tparent_parts)) = tparts.split_last() else {
                     return Err(self.unsafe_entry(&path, "is a hard link to the root"));
@@ -318,7 +340,8 @@ impl Unpacker<'_> {
             AtFlags::SYMLINK_NOFOLLOW,
         )
         .map_err(|e| self.chown_error(e, uid, gid, path))?;
-        rustix::fs::chmodat(parent, name, Mode::from_raw_mode(mode), AtFlags::empty()).ctx("chmod", path)
+        rustix::fs::chmodat(parent, name, Mode::from_raw_mode(mode), AtFlags::empty())
+            .ctx("chmod", path)
     }
 
     /// Open the directory `parts` below the root, refusing any escape.
@@ -337,7 +360,8 @@ impl Unpacker<'_> {
             Err(e) => return Err(self.resolve_error(e, entry)),
         }
         // Create the missing directories one by one, still beneath the root.
-        let mut dir = open_beneath(self.root, Path::new(".")).map_err(|e| self.resolve_error(e, entry))?;
+        let mut dir =
+            open_beneath(self.root, Path::new(".")).map_err(|e| self.resolve_error(e, entry))?;
         for i in 0..parts.len() {
             let prefix = join(&parts[..=i]);
             let next = match open_beneath(self.root, &prefix) {
@@ -358,9 +382,10 @@ impl Unpacker<'_> {
 
     fn resolve_error(&self, e: Errno, entry: &Path) -> Error {
         match e {
-            Errno::XDEV | Errno::LOOP => {
-                self.unsafe_entry(entry, "resolves outside the image root (through '..' or an absolute symlink)")
-            }
+            Errno::XDEV | Errno::LOOP => self.unsafe_entry(
+                entry,
+                "resolves outside the image root (through '..' or an absolute symlink)",
+            ),
             Errno::NOTDIR => self.unsafe_entry(entry, "has a parent that is not a directory"),
             e => Error::Io {
                 op: "open",

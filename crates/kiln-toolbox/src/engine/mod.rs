@@ -95,7 +95,10 @@ pub(crate) fn stop(dir: &Path) -> Result<bool> {
     }
     rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL)
         .ctx("kill", format!("/proc/{}", init.pid))?;
-    let mut fds = [rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN)];
+    let mut fds = [rustix::event::PollFd::new(
+        &pidfd,
+        rustix::event::PollFlags::IN,
+    )];
     let timeout = rustix::event::Timespec {
         tv_sec: 10,
         tv_nsec: 0,
@@ -165,8 +168,9 @@ fn try_join(paths: &ContainerPaths, mapping: &IdMapping) -> Result<bool> {
         return Ok(false);
     }
     for (fd, kind) in &fds {
-        rustix::thread::move_into_link_name_space(fd.as_fd(), Some(*kind))
-            .map_err(ns_err(format!("join the {kind:?} namespace of {}", paths.name)))?;
+        rustix::thread::move_into_link_name_space(fd.as_fd(), Some(*kind)).map_err(ns_err(
+            format!("join the {kind:?} namespace of {}", paths.name),
+        ))?;
     }
     Ok(true)
 }
@@ -218,7 +222,11 @@ fn overlay_options(paths: &ContainerPaths, userxattr: bool) -> Result<std::ffi::
     let upper = paths.dir.join("upper");
     let work = paths.dir.join("work");
     let mut opts = String::new();
-    for (k, p) in [("lowerdir", &paths.lower), ("upperdir", &upper), ("workdir", &work)] {
+    for (k, p) in [
+        ("lowerdir", &paths.lower),
+        ("upperdir", &upper),
+        ("workdir", &work),
+    ] {
         let s = p.to_str().filter(|s| !s.contains([',', ':', '\\', '\n']));
         let s = s.ok_or_else(|| {
             Error::Unsupported(format!(
@@ -239,7 +247,12 @@ fn overlay_options(paths: &ContainerPaths, userxattr: bool) -> Result<std::ffi::
 /// Create the namespaces and the root, and fork the init. The calling
 /// process ends inside every namespace but the pid one, whose first child
 /// (the init) it has made.
-fn start(paths: &ContainerPaths, user: &HostUser, mapping: &IdMapping, spec: &RunSpec) -> Result<()> {
+fn start(
+    paths: &ContainerPaths,
+    user: &HostUser,
+    mapping: &IdMapping,
+    spec: &RunSpec,
+) -> Result<()> {
     let host = gather_host(paths, user, spec)?;
     let state_path = paths.state();
     let state_dir = rustix::fs::open(
@@ -252,18 +265,29 @@ fn start(paths: &ContainerPaths, user: &HostUser, mapping: &IdMapping, spec: &Ru
     let options = overlay_options(paths, matches!(mapping, IdMapping::User { .. }))?;
 
     crate::userns::enter_once(mapping)?;
-    sys::unshare(UnshareFlags::NEWNS | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC | UnshareFlags::NEWPID)
-        .map_err(ns_err("unshare mount, uts, ipc and pid namespaces"))?;
-    rustix::mount::mount_change("/", MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC)
-        .map_err(ns_err("make / a slave mount"))?;
+    sys::unshare(
+        UnshareFlags::NEWNS | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC | UnshareFlags::NEWPID,
+    )
+    .map_err(ns_err("unshare mount, uts, ipc and pid namespaces"))?;
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+    )
+    .map_err(ns_err("make / a slave mount"))?;
 
     // The host root, read-only, for /run/host: cloned before the overlay
     // exists so it does not contain the container itself.
     let host_root = mounts::clone_tree(Path::new("/"), true)?;
     sys::make_tree_readonly(host_root.as_fd()).map_err(ns_err("make /run/host read-only"))?;
 
-    rustix::mount::mount("overlay", &merged, "overlay", MountFlags::empty(), options.as_c_str())
-        .map_err(ns_err(format!("mount the overlay on {}", merged.display())))?;
+    rustix::mount::mount(
+        "overlay",
+        &merged,
+        "overlay",
+        MountFlags::empty(),
+        options.as_c_str(),
+    )
+    .map_err(ns_err(format!("mount the overlay on {}", merged.display())))?;
     let root = rustix::fs::open(
         &merged,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -314,7 +338,8 @@ fn start(paths: &ContainerPaths, user: &HostUser, mapping: &IdMapping, spec: &Ru
     }
     // Our /proc is now the container's: its init is process 1 there.
     let stat = std::fs::read_to_string("/proc/1/stat").ctx("read", "/proc/1/stat")?;
-    let start = proc_start_time(&stat).ok_or_else(|| Error::Unsupported("unreadable /proc/1/stat".into()))?;
+    let start = proc_start_time(&stat)
+        .ok_or_else(|| Error::Unsupported("unreadable /proc/1/stat".into()))?;
     let record = format!("{} {start}\n", init_pid.as_raw_nonzero());
     let tmp = rustix::fs::openat(
         &state_dir,
@@ -324,7 +349,8 @@ fn start(paths: &ContainerPaths, user: &HostUser, mapping: &IdMapping, spec: &Ru
     )
     .ctx("write", state_path.join("init.tmp"))?;
     rustix::io::write(&tmp, record.as_bytes()).ctx("write", state_path.join("init.tmp"))?;
-    rustix::fs::renameat(&state_dir, "init.tmp", &state_dir, "init").ctx("write", state_path.join("init"))?;
+    rustix::fs::renameat(&state_dir, "init.tmp", &state_dir, "init")
+        .ctx("write", state_path.join("init"))?;
     Ok(())
 }
 
@@ -338,7 +364,14 @@ fn inside_path(env: &[(OsString, OsString)], home: &Path) -> OsString {
             }
         }
     }
-    for d in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+    for d in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
         dirs.push(d.into());
     }
     std::env::join_paths(dirs).unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())
@@ -354,7 +387,10 @@ fn exec(paths: &ContainerPaths, user: &HostUser, spec: &RunSpec) -> Result<i32> 
     let shown;
     if spec.argv.is_empty() {
         let shell = users::shell_inside(user).to_path_buf();
-        let base = shell.file_name().map(|b| b.to_string_lossy().into_owned()).unwrap_or_default();
+        let base = shell
+            .file_name()
+            .map(|b| b.to_string_lossy().into_owned())
+            .unwrap_or_default();
         cmd = Command::new(&shell);
         cmd.arg0(format!("-{base}"));
         shown = shell.display().to_string();
@@ -372,7 +408,10 @@ fn exec(paths: &ContainerPaths, user: &HostUser, spec: &RunSpec) -> Result<i32> 
         .current_dir(&cwd);
     let status = match cmd.status() {
         Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOENT) => {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ENOENT) =>
+        {
             return Err(Error::CommandNotFound {
                 command: shown,
                 container: paths.name.clone(),
@@ -404,11 +443,16 @@ mod tests {
 
     #[test]
     fn path_keeps_home_dirs() {
-        let env = vec![("PATH".into(), "/home/u/.cargo/bin:/usr/bin:/opt/x/bin".into())];
+        let env = vec![(
+            "PATH".into(),
+            "/home/u/.cargo/bin:/usr/bin:/opt/x/bin".into(),
+        )];
         let p = inside_path(&env, Path::new("/home/u"));
         assert_eq!(
             p,
-            OsString::from("/home/u/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            OsString::from(
+                "/home/u/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            )
         );
     }
 }

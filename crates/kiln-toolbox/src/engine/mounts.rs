@@ -88,8 +88,13 @@ pub(crate) fn ensure_file(root: BorrowedFd<'_>, inside: &Path) -> Result<OwnedFd
         Err(Errno::NOENT) => create_empty(parent.as_fd(), name, inside)?,
         Err(e) => return Err(e).ctx("stat", inside),
     }
-    rustix::fs::openat(&parent, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-        .ctx("open", inside)
+    rustix::fs::openat(
+        &parent,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx("open", inside)
 }
 
 fn create_empty(dir: BorrowedFd<'_>, name: &OsStr, inside: &Path) -> Result<()> {

@@ -10,7 +10,11 @@ use std::path::Path;
 
 /// The shell to give the user inside: theirs if the image has it.
 pub(crate) fn shell_inside(user: &HostUser) -> &Path {
-    for candidate in [user.shell.as_path(), Path::new("/bin/bash"), Path::new("/bin/sh")] {
+    for candidate in [
+        user.shell.as_path(),
+        Path::new("/bin/bash"),
+        Path::new("/bin/sh"),
+    ] {
         if candidate.is_absolute() && candidate.exists() {
             return candidate;
         }
@@ -55,7 +59,10 @@ pub(crate) fn prepare(user: &HostUser, container: &str) -> Result<()> {
         }
         fs::create_dir_all("/etc/sudoers.d").ctx("create", "/etc/sudoers.d")?;
         let sudoers = Path::new("/etc/sudoers.d/kiln-toolbox");
-        let rule = format!("# Written by kiln toolbox.\n{} ALL=(ALL:ALL) NOPASSWD: ALL\n", user.name);
+        let rule = format!(
+            "# Written by kiln toolbox.\n{} ALL=(ALL:ALL) NOPASSWD: ALL\n",
+            user.name
+        );
         if fs::read_to_string(sudoers).ok().as_deref() != Some(rule.as_str()) {
             write_root_file(sudoers, rule.as_bytes(), 0o440)?;
         }
@@ -77,7 +84,13 @@ pub(crate) fn prepare(user: &HostUser, container: &str) -> Result<()> {
 
 /// Append `line` to `path` unless a line matches `present`. A missing file
 /// is created with `initial` first.
-fn ensure_line(path: &Path, present: impl Fn(&str) -> bool, line: &str, initial: &str, mode: u32) -> Result<()> {
+fn ensure_line(
+    path: &Path,
+    present: impl Fn(&str) -> bool,
+    line: &str,
+    initial: &str,
+    mode: u32,
+) -> Result<()> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -89,9 +102,17 @@ fn ensure_line(path: &Path, present: impl Fn(&str) -> bool, line: &str, initial:
     if text.lines().any(present) {
         return Ok(());
     }
-    let mut f = fs::OpenOptions::new().append(true).open(path).ctx("open", path)?;
-    let sep = if text.is_empty() || text.ends_with('\n') { "" } else { "\n" };
-    f.write_all(format!("{sep}{line}\n").as_bytes()).ctx("write", path)
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .ctx("open", path)?;
+    let sep = if text.is_empty() || text.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    f.write_all(format!("{sep}{line}\n").as_bytes())
+        .ctx("write", path)
 }
 
 /// Write a file owned by root inside, via a temporary file and rename.
@@ -106,8 +127,10 @@ fn write_root_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         .open(&tmp)
         .ctx("create", &tmp)?;
     f.write_all(data).ctx("write", &tmp)?;
-    rustix::fs::fchown(&f, Some(rustix::fs::Uid::ROOT), Some(rustix::fs::Gid::ROOT)).ctx("chown", &tmp)?;
-    f.set_permissions(fs::Permissions::from_mode(mode)).ctx("chmod", &tmp)?;
+    rustix::fs::fchown(&f, Some(rustix::fs::Uid::ROOT), Some(rustix::fs::Gid::ROOT))
+        .ctx("chown", &tmp)?;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .ctx("chmod", &tmp)?;
     drop(f);
     fs::rename(&tmp, path).ctx("rename", path)
 }

@@ -1,5 +1,6 @@
 //! Command-line front end: the only part of kiln that prints.
 
+pub mod delta;
 pub mod demo;
 pub mod progress;
 pub mod repo;

@@ -50,6 +50,8 @@ pub enum Verb {
     Reset(read::ResetArgs),
     /// Print the object checksum of a file as ostree computes it.
     Checksum(read::ChecksumArgs),
+    /// Static delta verbs (generate, apply-offline, list, show, delete).
+    StaticDelta(crate::cli::delta::StaticDeltaArgs),
 }
 
 #[derive(Args, Debug)]
@@ -140,6 +142,7 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
         Verb::Prune(a) => read::prune(&args.repo, a),
         Verb::Reset(a) => read::reset(&args.repo, a),
         Verb::Checksum(a) => read::checksum(a),
+        Verb::StaticDelta(a) => crate::cli::delta::run(&args.repo, a),
     }
 }
 

@@ -3,7 +3,9 @@
 pub mod delta;
 pub mod demo;
 pub mod progress;
+pub mod remote;
 pub mod repo;
+pub mod serve;
 pub mod toolbox;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +33,8 @@ pub enum Command {
     Repo(repo::RepoArgs),
     /// Mutable development containers sharing your $HOME.
     Toolbox(toolbox::ToolboxArgs),
+    /// Serve an archive repo over HTTP (GET/HEAD, ranges, keep-alive).
+    Serve(serve::ServeArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -43,6 +47,7 @@ pub fn main() -> ExitCode {
         Command::Repo(args) => repo::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Toolbox(args) => toolbox::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -50,6 +50,16 @@ pub enum Verb {
     Reset(read::ResetArgs),
     /// Print the object checksum of a file as ostree computes it.
     Checksum(read::ChecksumArgs),
+    /// Manage remote repositories (add, delete, list, show-url, summary, refs).
+    Remote(crate::cli::remote::RemoteArgs),
+    /// Download data from a remote repository.
+    Pull(crate::cli::remote::PullArgs),
+    /// Copy data from a local repository.
+    PullLocal(crate::cli::remote::PullLocalArgs),
+    /// Manage the summary file (update, view, sign).
+    Summary(crate::cli::remote::SummaryArgs),
+    /// Sign a commit (ed25519), or verify its signatures.
+    Sign(crate::cli::remote::SignArgs),
     /// Static delta verbs (generate, apply-offline, list, show, delete).
     StaticDelta(crate::cli::delta::StaticDeltaArgs),
 }
@@ -142,6 +152,11 @@ pub fn run(args: RepoArgs) -> Result<ExitCode> {
         Verb::Prune(a) => read::prune(&args.repo, a),
         Verb::Reset(a) => read::reset(&args.repo, a),
         Verb::Checksum(a) => read::checksum(a),
+        Verb::Remote(a) => crate::cli::remote::remote(&args.repo, a),
+        Verb::Pull(a) => crate::cli::remote::pull(&args.repo, a),
+        Verb::PullLocal(a) => crate::cli::remote::pull_local(&args.repo, a),
+        Verb::Summary(a) => crate::cli::remote::summary_verb(&args.repo, a),
+        Verb::Sign(a) => crate::cli::remote::sign_verb(&args.repo, a),
         Verb::StaticDelta(a) => crate::cli::delta::run(&args.repo, a),
     }
 }

@@ -1,11 +1,13 @@
 //! Command-line front end: the only part of kiln that prints.
 
+pub mod admin;
 pub mod delta;
 pub mod demo;
 pub mod progress;
 pub mod remote;
 pub mod repo;
 pub mod serve;
+pub mod system;
 pub mod toolbox;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +35,10 @@ pub enum Command {
     Repo(repo::RepoArgs),
     /// Mutable development containers sharing your $HOME.
     Toolbox(toolbox::ToolboxArgs),
+    /// OSTree sysroot verbs (`ostree admin`'s verbs and flags).
+    Admin(admin::AdminArgs),
+    #[command(flatten)]
+    System(system::SystemCommand),
     /// Serve an archive repo over HTTP (GET/HEAD, ranges, keep-alive).
     Serve(serve::ServeArgs),
 }
@@ -47,6 +53,8 @@ pub fn main() -> ExitCode {
         Command::Repo(args) => repo::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Toolbox(args) => toolbox::run(args),
+        Command::Admin(args) => admin::run(args),
+        Command::System(c) => system::run(c, cli.verbose),
         Command::Serve(args) => serve::run(args),
     };
     match result {

@@ -221,9 +221,10 @@ pub fn disk_usage(path: &Path, seen: &mut std::collections::HashSet<(u64, u64)>)
     (total, shared)
 }
 
-/// Free bytes for unprivileged... no: for root (f_bfree) on the file
-/// system holding `path`, and its device.
+/// Bytes we may still write on the file system holding `path` (root may
+/// use the reserved blocks).
 pub fn fs_free(path: &Path) -> Result<u64> {
     let st = rustix::fs::statvfs(path).map_err(|e| Error::rio(path, e))?;
-    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    let blocks = if rustix::process::geteuid().is_root() { st.f_bfree } else { st.f_bavail };
+    Ok(blocks.saturating_mul(st.f_frsize))
 }

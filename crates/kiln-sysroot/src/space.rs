@@ -24,6 +24,25 @@ fn round(n: u64) -> u64 {
 pub struct RepoKernel {
     /// (name in /boot, size)
     pub files: Vec<(String, u64)>,
+    /// The boot checksum the deployment will get.
+    pub bootcsum: String,
+}
+
+fn hash_objects(repo: &Repo, objs: &[Checksum]) -> Result<String> {
+    let mut h = kiln_store::checksum::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    for c in objs {
+        let obj = repo.load_content(c)?;
+        let mut r = obj.reader()?;
+        loop {
+            let n = std::io::Read::read(&mut r, &mut buf).map_err(|e| Error::io(repo.path(), e))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+    }
+    Ok(h.finish().to_hex())
 }
 
 fn file_size(repo: &Repo, c: &Checksum) -> Result<u64> {
@@ -31,7 +50,8 @@ fn file_size(repo: &Repo, c: &Checksum) -> Result<u64> {
 }
 
 /// Find the kernel of a commit where ostree looks, from the repo alone.
-pub fn repo_kernel(repo: &Repo, commit: &Checksum) -> Result<Option<RepoKernel>> {
+/// With `hash`, also compute the boot checksum (reads kernel + initramfs).
+pub fn repo_kernel(repo: &Repo, commit: &Checksum, hash: bool) -> Result<Option<RepoKernel>> {
     if let Ok(Resolved::Dir { tree, .. }) = repo.resolve_path(commit, "/usr/lib/modules") {
         let dt = repo.read_dirtree(&tree)?;
         let mut dirs = dt.dirs.clone();
@@ -40,24 +60,36 @@ pub fn repo_kernel(repo: &Repo, commit: &Checksum) -> Result<Option<RepoKernel>>
             let sub = repo.read_dirtree(&t)?;
             let Some((_, k)) = sub.files.iter().find(|(n, _)| n == "vmlinuz") else { continue };
             let mut files = vec![(format!("vmlinuz-{kver}"), file_size(repo, k)?)];
-            if let Some((_, i)) = sub.files.iter().find(|(n, _)| n == "initramfs.img" || n == "initramfs") {
+            let mut objs = vec![*k];
+            let initramfs = ["initramfs.img", "initramfs"].iter().find_map(|want| sub.files.iter().find(|(n, _)| n == want));
+            if let Some((_, i)) = initramfs {
                 files.push((format!("initramfs-{kver}.img"), file_size(repo, i)?));
+                objs.push(*i);
             }
-            return Ok(Some(RepoKernel { files }));
+            if let Some((_, d)) = sub.files.iter().find(|(n, _)| n == "devicetree") {
+                files.push((format!("devicetree-{kver}"), file_size(repo, d)?));
+                objs.push(*d);
+            }
+            let bootcsum = if hash { hash_objects(repo, &objs)? } else { String::new() };
+            return Ok(Some(RepoKernel { files, bootcsum }));
         }
     }
     for legacy in ["/usr/lib/ostree-boot", "/boot"] {
         if let Ok(Resolved::Dir { tree, .. }) = repo.resolve_path(commit, legacy) {
             let dt = repo.read_dirtree(&tree)?;
             let mut files = Vec::new();
+            let mut bootcsum = String::new();
             for (n, c) in &dt.files {
                 if n.starts_with("vmlinuz-") || n.starts_with("initramfs-") || n.starts_with("devicetree-") {
                     let name = n.rsplit_once('-').map(|(h, _)| h.to_string()).unwrap_or_else(|| n.clone());
+                    if n.starts_with("vmlinuz-") {
+                        bootcsum = n.rsplit_once('-').map(|(_, c)| c.to_string()).unwrap_or_default();
+                    }
                     files.push((name, file_size(repo, c)?));
                 }
             }
             if files.iter().any(|(n, _)| n.starts_with("vmlinuz")) {
-                return Ok(Some(RepoKernel { files }));
+                return Ok(Some(RepoKernel { files, bootcsum }));
             }
             return Ok(None);
         }
@@ -145,7 +177,9 @@ fn same_fs(a: &Path, b: &Path) -> bool {
 /// Refuse a deploy of `commit` that would not fit (or has no kernel).
 pub(crate) fn check_deploy_space(s: &Sysroot, commit: &Checksum, osname: &str) -> Result<()> {
     let repo = s.repo();
-    let kernel = repo_kernel(repo, commit)?.ok_or_else(|| Error::NoKernel { deployment: repo.path().to_path_buf() })?;
+    let boot = s.path().join("boot");
+    let copies = boot.is_dir() && !same_fs(&boot, repo.path());
+    let kernel = repo_kernel(repo, commit, copies)?.ok_or_else(|| Error::NoKernel { deployment: repo.path().to_path_buf() })?;
     let deploy_dir = s.path().join("ostree/deploy");
     let sys_needed = checkout_cost(repo, commit)? + 1024 * 1024;
     let sys_free = fsutil::fs_free(&deploy_dir)?;
@@ -158,19 +192,15 @@ pub(crate) fn check_deploy_space(s: &Sysroot, commit: &Checksum, osname: &str) -
             hint: "`kiln cleanup` removes unreferenced deployments and objects".into(),
         });
     }
-    let boot = s.path().join("boot");
     if !boot.is_dir() {
         return Ok(());
     }
     // Kernels are hardlinked when /boot shares the sysroot's file system.
     let mut boot_needed = 3 * BLOCK + (s.deployments().len() as u64 + 1) * BLOCK;
-    if !same_fs(&boot, repo.path()) {
-        // Shared with a deployment of the same kernel when a boot dir
-        // already holds files of these names and sizes.
-        let shared = crate::cleanup::list_boot_dirs(s.path())?.iter().any(|(name, _)| {
-            name.starts_with(&format!("{osname}-"))
-                && kernel.files.iter().all(|(f, size)| std::fs::metadata(boot.join("ostree").join(name).join(f)).map(|m| m.len() == *size).unwrap_or(false))
-        });
+    if copies {
+        // Shared with a deployment of the same kernel.
+        let bdir = boot.join(format!("ostree/{osname}-{}", kernel.bootcsum));
+        let shared = kernel.files.iter().all(|(f, _)| bdir.join(f).exists());
         if !shared {
             boot_needed += BLOCK + kernel.files.iter().map(|(_, n)| round(*n) + round(*n) / 64).sum::<u64>();
         }

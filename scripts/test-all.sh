@@ -39,7 +39,7 @@ step() {
 step fmt cargo fmt --all --check
 # A hang must not eat CI's whole budget: each kiln/ostree command the tests
 # run is also killed after 5 minutes by the tests themselves.
-step test timeout --kill-after=30s 40m cargo test --workspace --all-targets
+step test timeout --kill-after=30s 40m cargo test --workspace --all-targets --no-fail-fast
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 
 echo

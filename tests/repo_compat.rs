@@ -62,15 +62,47 @@ impl Pair {
         let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
         let theirs = run_ok(ostree_repo(&self.ostree, "commit").args(&args));
         let ours = run_ok(kiln_repo(&self.kiln, "commit").args(&args));
-        assert_eq!(
-            ours,
-            theirs,
-            "mode {}: `commit {}` prints a different checksum than ostree",
-            self.mode,
-            args.join(" ")
-        );
         assert_eq!(theirs.trim().len(), 64, "ostree printed {theirs:?}");
+        assert!(
+            ours == theirs,
+            "mode {}: `commit {}` prints {ours:?}, ostree {theirs:?}\n{}",
+            self.mode,
+            args.join(" "),
+            self.explain_mismatch(ours.trim(), theirs.trim())
+        );
         theirs.trim().to_owned()
+    }
+
+    /// Where two commits that should be equal differ, as ostree reads them:
+    /// their trees (`ls -R -X -C`) or else their commit objects (`show --raw`).
+    fn explain_mismatch(&self, ours: &str, theirs: &str) -> String {
+        let read = |repo: &Path, args: &[&str], rev: &str| {
+            let out = run(ostree_repo(repo, args[0]).args(&args[1..]).arg(rev));
+            if out.status.success() {
+                Ok(out.stdout)
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            }
+        };
+        let ls = ["ls", "-R", "-X", "-C"];
+        match (read(&self.kiln, &ls, ours), read(&self.ostree, &ls, theirs)) {
+            (Err(e), _) => format!("ostree cannot list kiln's commit: {e}"),
+            (Ok(k), Ok(o)) if k != o => {
+                format!(
+                    "the trees differ (`ostree ls -R -X -C`): {}",
+                    describe_difference(&o, &k)
+                )
+            }
+            _ => {
+                let show = ["show", "--raw"];
+                let k = read(&self.kiln, &show, ours).unwrap_or_else(|e| e.into_bytes());
+                let o = read(&self.ostree, &show, theirs).unwrap_or_else(|e| e.into_bytes());
+                format!(
+                    "same trees; the commit objects differ (`ostree show --raw`): {}",
+                    describe_difference(&o, &k)
+                )
+            }
+        }
     }
 }
 
@@ -373,11 +405,13 @@ fn kiln_commits_list_like_ostree_commits() {
         let pair = Pair::new(mode);
         commit_history(&pair);
         for rev in ["main", "main^"] {
-            let theirs = run_ok(ostree_repo(&pair.ostree, "ls").args(["-R", "-X", "-C", rev]));
-            let ours = run_ok(ostree_repo(&pair.kiln, "ls").args(["-R", "-X", "-C", rev]));
-            assert_eq!(
-                ours, theirs,
-                "mode {mode}: `ostree ls -R -X -C {rev}` on kiln's repo vs ostree's"
+            let theirs =
+                run_ok_bytes(ostree_repo(&pair.ostree, "ls").args(["-R", "-X", "-C", rev]));
+            let ours = run_ok_bytes(ostree_repo(&pair.kiln, "ls").args(["-R", "-X", "-C", rev]));
+            assert!(
+                ours == theirs,
+                "mode {mode}: `ostree ls -R -X -C {rev}` on kiln's repo vs ostree's: {}",
+                describe_difference(&theirs, &ours)
             );
         }
     }
@@ -457,11 +491,10 @@ impl OstreeMade {
         let ours = run_ok_bytes(kiln_repo(&self.repo, verb).args(args));
         assert!(
             ours == theirs,
-            "mode {}: `{verb} {}` prints differently\n--- ostree:\n{}\n--- kiln:\n{}",
+            "mode {}: `{verb} {}` prints differently: {}",
             self.mode,
             args.join(" "),
-            String::from_utf8_lossy(&theirs),
-            String::from_utf8_lossy(&ours)
+            describe_difference(&theirs, &ours)
         );
     }
 
@@ -598,12 +631,10 @@ fn assert_same_checkout(made: &OstreeMade, flags: &[&str], rev: &str, name: &str
     let theirs = made.path(&format!("{name}-ostree"));
     let ours = made.path(&format!("{name}-kiln"));
     let context = format!("mode {}: `checkout {} {rev}`", made.mode, flags.join(" "));
-    let out = ostree_repo(&made.repo, "checkout")
+    let out = run(ostree_repo(&made.repo, "checkout")
         .args(flags)
         .arg(rev)
-        .arg(&theirs)
-        .output()
-        .unwrap();
+        .arg(&theirs));
     let mut kiln_checkout = kiln_repo(&made.repo, "checkout");
     kiln_checkout.args(flags).arg(rev).arg(&ours);
     if out.status.success() {

@@ -111,12 +111,12 @@ fn combined_output(out: &Output) -> String {
 /// kiln names every object of `corrupt` with its type on one line.
 fn assert_fsck_names(fx: &Fixture, corrupt: &[Corrupt]) {
     let context = format!("mode {}", fx.mode);
-    let theirs = ostree_repo(&fx.repo, "fsck").output().unwrap();
+    let theirs = run(ostree_repo(&fx.repo, "fsck"));
     assert!(
         !theirs.status.success(),
         "{context}: the corruption is real: ostree fsck fails too"
     );
-    let ours = kiln_repo(&fx.repo, "fsck").output().unwrap();
+    let ours = run(kiln_repo(&fx.repo, "fsck"));
     let text = combined_output(&ours);
     assert!(
         ours.status.code().is_some_and(|c| c != 0),

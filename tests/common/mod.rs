@@ -66,9 +66,10 @@ pub fn repo_arg(repo: &Path) -> String {
 /// hang, e.g. a commit that opened a fifo, must not stall the whole suite).
 const COMMAND_LIMIT: Duration = Duration::from_secs(300);
 
-/// Runs `cmd` with no stdin, capturing its output; kills it and panics if it
-/// runs longer than [`COMMAND_LIMIT`].
-fn output(cmd: &mut Command) -> Output {
+/// Runs `cmd` with no stdin and returns its status and output, whatever they
+/// are; kills it and panics if it runs longer than [`COMMAND_LIMIT`].
+pub fn run(mut cmd: impl BorrowMut<Command>) -> Output {
+    let cmd = cmd.borrow_mut();
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -105,7 +106,7 @@ fn describe(cmd: &Command, out: &Output) -> String {
 /// succeeds, and returns its stdout as bytes.
 pub fn run_ok_bytes(mut cmd: impl BorrowMut<Command>) -> Vec<u8> {
     let cmd = cmd.borrow_mut();
-    let out = output(cmd);
+    let out = run(&mut *cmd);
     if !out.status.success() {
         panic!("command failed: {}", describe(cmd, &out));
     }
@@ -122,7 +123,7 @@ pub fn run_ok(cmd: impl BorrowMut<Command>) -> String {
 /// signal), and returns that code and its stderr.
 pub fn run_fail(mut cmd: impl BorrowMut<Command>) -> (i32, String) {
     let cmd = cmd.borrow_mut();
-    let out = output(cmd);
+    let out = run(&mut *cmd);
     match out.status.code() {
         Some(0) => panic!(
             "command succeeded but should have failed: {}",
@@ -140,7 +141,7 @@ pub fn run_fail(mut cmd: impl BorrowMut<Command>) -> (i32, String) {
 /// the signal number.
 pub fn run_killed(mut cmd: impl BorrowMut<Command>) -> i32 {
     let cmd = cmd.borrow_mut();
-    let out = output(cmd);
+    let out = run(&mut *cmd);
     match out.status.signal() {
         Some(signal) => signal,
         None => panic!(
@@ -157,6 +158,60 @@ pub fn assert_one_error_line(stderr: &str, context: &str) {
         lines.len() == 1 && lines[0].starts_with("error: "),
         "{context}: expected one `error: ...` line on stderr, got:\n{stderr}"
     );
+}
+
+/// How `actual` (kiln's output) differs from `expected` (ostree's): both in
+/// full when short, else the lines only one of them printed (or, when only
+/// the order differs, the first difference with context).
+pub fn describe_difference(expected: &[u8], actual: &[u8]) -> String {
+    let (Ok(e), Ok(a)) = (std::str::from_utf8(expected), std::str::from_utf8(actual)) else {
+        let at = expected.iter().zip(actual).position(|(x, y)| x != y);
+        return format!(
+            "binary outputs differ: ostree {} bytes, kiln {} bytes, first difference at byte {}",
+            expected.len(),
+            actual.len(),
+            at.unwrap_or(expected.len().min(actual.len()))
+        );
+    };
+    if e.len() + a.len() < 3000 {
+        return format!("--- ostree:\n{e}\n--- kiln:\n{a}");
+    }
+    let (el, al): (Vec<&str>, Vec<&str>) = (e.lines().collect(), a.lines().collect());
+    let only = |these: &[&str], those: &[&str]| {
+        let those: HashSet<&str> = those.iter().copied().collect();
+        let lines: Vec<String> = these
+            .iter()
+            .filter(|l| !those.contains(*l))
+            .map(|l| format!("  {l}\n"))
+            .collect();
+        let more = lines.len().saturating_sub(20);
+        let mut shown: String = lines.into_iter().take(20).collect();
+        if more > 0 {
+            shown.push_str(&format!("  ... and {more} more\n"));
+        }
+        shown
+    };
+    let (only_e, only_a) = (only(&el, &al), only(&al, &el));
+    if !only_e.is_empty() || !only_a.is_empty() {
+        return format!(
+            "ostree printed {} lines, kiln {}\n--- only in ostree's:\n{only_e}--- only in kiln's:\n{only_a}",
+            el.len(),
+            al.len()
+        );
+    }
+    let at = el.iter().zip(&al).position(|(x, y)| x != y).unwrap_or(0);
+    let around = |lines: &[&str]| {
+        let to = (at + 3).min(lines.len());
+        (at.saturating_sub(2)..to)
+            .map(|i| format!("  line {}: {}\n", i + 1, lines[i]))
+            .collect::<String>()
+    };
+    format!(
+        "the same lines in another order, first at line {}\n--- ostree:\n{}--- kiln:\n{}",
+        at + 1,
+        around(&el),
+        around(&al)
+    )
 }
 
 /// A fresh scratch directory, removed when dropped. It lives under the
@@ -506,7 +561,7 @@ pub fn ostree_rev_parse(repo: &Path, rev: &str) -> String {
 
 /// Asserts `ostree fsck` passes on `repo`.
 pub fn assert_ostree_fsck(repo: &Path, context: &str) {
-    let out = output(ostree_repo(repo, "fsck").arg("-a"));
+    let out = run(ostree_repo(repo, "fsck").arg("-a"));
     assert!(
         out.status.success(),
         "{context}: `ostree fsck` fails on {}:\n{}{}",

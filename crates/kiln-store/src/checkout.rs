@@ -166,10 +166,13 @@ impl Repo {
         dest: &Path,
     ) -> Result<CheckoutStats> {
         progress.add_total(files.len() as u64, 0);
-        // Directories first (pre-order), writable for now.
-        for d in &dirs {
+        // Directories first (pre-order), writable for now. Only those we
+        // create get the commit's metadata: like ostree, a union checkout
+        // leaves existing directories as they are.
+        let mut created = vec![false; dirs.len()];
+        for (i, d) in dirs.iter().enumerate() {
             match std::fs::create_dir(&d.dest) {
-                Ok(()) => {}
+                Ok(()) => created[i] = true,
                 Err(e)
                     if e.kind() == std::io::ErrorKind::AlreadyExists
                         && (opts.overwrite != Overwrite::None || d.dest == dest) =>
@@ -182,13 +185,14 @@ impl Repo {
                             std::io::Error::from_raw_os_error(libc::ENOTDIR),
                         ));
                     }
-                    if d.dest == dest
-                        && opts.overwrite == Overwrite::None
-                        && std::fs::read_dir(&d.dest)
+                    if d.dest == dest && opts.overwrite == Overwrite::None {
+                        if std::fs::read_dir(&d.dest)
                             .map(|mut r| r.next().is_some())
                             .unwrap_or(false)
-                    {
-                        return Err(Error::io(&d.dest, e));
+                        {
+                            return Err(Error::io(&d.dest, e));
+                        }
+                        created[i] = true;
                     }
                 }
                 Err(e) => return Err(Error::io(&d.dest, e)),
@@ -224,8 +228,10 @@ impl Repo {
         }
         // Directory metadata last, deepest first, so read-only dirs are
         // filled before they become read-only.
-        for d in dirs.iter().rev() {
-            apply_dir_meta(&d.dest, &d.meta, opts.mode)?;
+        for (d, made) in dirs.iter().zip(&created).rev() {
+            if *made {
+                apply_dir_meta(&d.dest, &d.meta, opts.mode)?;
+            }
         }
         if !opts.no_fsync {
             crate::util::syncfs(dest)?;

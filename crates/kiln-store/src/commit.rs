@@ -91,19 +91,6 @@ impl Modifier {
 
     /// Apply to one entry; `false` means skip it.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn apply_pub(
-        &self,
-        repo_mode: RepoMode,
-        path: &str,
-        uid: &mut u32,
-        gid: &mut u32,
-        mode: &mut u32,
-        xattrs: &mut Xattrs,
-        used: &Mutex<HashSet<String>>,
-    ) -> bool {
-        self.apply(repo_mode, path, uid, gid, mode, xattrs, used)
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
@@ -114,6 +101,23 @@ impl Modifier {
         mode: &mut u32,
         xattrs: &mut Xattrs,
         used: &Mutex<HashSet<String>>,
+    ) -> bool {
+        self.apply_inner(repo_mode, path, uid, gid, mode, xattrs, used, true)
+    }
+
+    /// `sort_xattrs`: sort by name and drop empty values, as ostree does
+    /// for files read from disk (not for tarballs).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn apply_inner(
+        &self,
+        repo_mode: RepoMode,
+        path: &str,
+        uid: &mut u32,
+        gid: &mut u32,
+        mode: &mut u32,
+        xattrs: &mut Xattrs,
+        used: &Mutex<HashSet<String>>,
+        sort_xattrs: bool,
     ) -> bool {
         if let Some(u) = self.owner_uid {
             *uid = u;
@@ -144,7 +148,9 @@ impl Modifier {
         if self.no_xattrs || self.canonical_permissions || repo_mode == RepoMode::BareUserOnly {
             xattrs.clear();
         }
-        object::canonicalize_xattrs(xattrs);
+        if sort_xattrs {
+            object::canonicalize_xattrs(xattrs);
+        }
         true
     }
 }
@@ -462,8 +468,8 @@ impl Repo {
         }
 
         let mut metadata = opts.metadata.clone();
-        if !opts.no_bindings && !(opts.orphan && opts.branch.is_none() && opts.bind_refs.is_empty())
-        {
+        if !opts.no_bindings {
+            // ostree binds even an orphan commit (to the empty list).
             let mut refs: Vec<String> = opts
                 .branch
                 .iter()

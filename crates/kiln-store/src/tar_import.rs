@@ -49,28 +49,76 @@ pub fn import_tar(
     let mut ar = tar::Archive::new(reader);
     let mut by_path: HashMap<String, crate::checksum::Checksum> = HashMap::new();
     let used = std::sync::Mutex::new(std::collections::HashSet::new());
-    let entries = ar.entries().map_err(|e| Error::io(path, e))?;
+    // Raw mode: the tar crate's pax parser splits records at newlines,
+    // which breaks binary xattr values, so pax and GNU long-name headers
+    // are parsed here.
+    let entries = ar.entries().map_err(|e| Error::io(path, e))?.raw(true);
+    let mut pending_pax: Option<Vec<(Vec<u8>, Vec<u8>)>> = None;
+    let mut long_name: Option<Vec<u8>> = None;
+    let mut long_link: Option<Vec<u8>> = None;
     for entry in entries {
         let mut entry = entry.map_err(|e| Error::io(path, e))?;
         let hdr = entry.header().clone();
-        let name = entry
-            .path()
-            .map_err(|e| Error::io(path, e))?
-            .to_string_lossy()
-            .to_string();
+        match hdr.entry_type() {
+            tar::EntryType::XHeader => {
+                let mut raw = Vec::new();
+                entry
+                    .read_to_end(&mut raw)
+                    .map_err(|e| Error::io(path, e))?;
+                let parsed = parse_pax(&raw).ok_or_else(|| {
+                    Error::invalid(path.display().to_string(), "malformed pax header")
+                })?;
+                pending_pax = Some(parsed);
+                continue;
+            }
+            tar::EntryType::GNULongName | tar::EntryType::GNULongLink => {
+                let mut raw = Vec::new();
+                entry
+                    .read_to_end(&mut raw)
+                    .map_err(|e| Error::io(path, e))?;
+                while raw.last() == Some(&0) {
+                    raw.pop();
+                }
+                if hdr.entry_type() == tar::EntryType::GNULongName {
+                    long_name = Some(raw);
+                } else {
+                    long_link = Some(raw);
+                }
+                continue;
+            }
+            tar::EntryType::XGlobalHeader => continue,
+            _ => {}
+        }
+        let pax = pending_pax.take().unwrap_or_default();
+        let pax_get = |k: &[u8]| {
+            pax.iter()
+                .rev()
+                .find(|(kk, _)| kk == k)
+                .map(|(_, v)| v.clone())
+        };
+        let name_bytes = pax_get(b"path")
+            .or(long_name.take())
+            .unwrap_or_else(|| hdr.path_bytes().to_vec());
+        let name = String::from_utf8(name_bytes)
+            .map_err(|_| Error::invalid(path.display().to_string(), "member name is not UTF-8"))?;
+        let link_target = pax_get(b"linkpath")
+            .or(long_link.take())
+            .or_else(|| hdr.link_name_bytes().map(|b| b.to_vec()));
         let comps = components(&name)?;
         let tree_path = format!("/{}", comps.join("/"));
         let mut uid = hdr.uid().unwrap_or(0) as u32;
         let mut gid = hdr.gid().unwrap_or(0) as u32;
         let perm = hdr.mode().unwrap_or(0o644) & 0o7777;
-        let mut xattrs = Vec::new();
-        if let Ok(Some(exts)) = entry.pax_extensions() {
-            for ext in exts.flatten() {
-                if let Some(k) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")) {
-                    xattrs.push((k.as_bytes().to_vec(), ext.value_bytes().to_vec()));
-                }
-            }
-        }
+        let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = pax
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(b"SCHILY.xattr.")
+                    .map(|n| (n.to_vec(), v.clone()))
+            })
+            .collect();
+        // libarchive hands xattrs over last-first and ostree keeps that
+        // order (no sorting, empty values kept): match it for equal checksums.
+        xattrs.reverse();
         let et = hdr.entry_type();
         let (Some((last, parents)), true) = (comps.split_last(), !comps.is_empty()) else {
             if et.is_dir() {
@@ -125,11 +173,8 @@ pub fn import_tar(
             parent.dir_mut(repo, last)?.meta = Some(dm);
         } else if et.is_file() || et.is_symlink() {
             let (mode_type, target) = if et.is_symlink() {
-                let t = entry
-                    .link_name()
-                    .map_err(|e| Error::io(path, e))?
-                    .map(|t| t.to_string_lossy().to_string())
-                    .unwrap_or_default();
+                let t =
+                    String::from_utf8_lossy(link_target.as_deref().unwrap_or_default()).to_string();
                 (libc::S_IFLNK, t)
             } else {
                 (libc::S_IFREG, String::new())
@@ -167,11 +212,8 @@ pub fn import_tar(
             by_path.insert(comps.join("/"), c);
             dir_at(repo, root, parents)?.put_file(last, FileEntry::Done(c));
         } else if et == tar::EntryType::Link {
-            let target = entry
-                .link_name()
-                .map_err(|e| Error::io(path, e))?
-                .map(|t| t.to_string_lossy().to_string())
-                .unwrap_or_default();
+            let target =
+                String::from_utf8_lossy(link_target.as_deref().unwrap_or_default()).to_string();
             let key = components(&target)?.join("/");
             let c = *by_path.get(&key).ok_or_else(|| {
                 Error::invalid(
@@ -207,5 +249,26 @@ fn modifier_apply(
     xattrs: &mut crate::object::Xattrs,
     used: &std::sync::Mutex<std::collections::HashSet<String>>,
 ) -> bool {
-    m.apply_pub(repo.mode(), path, uid, gid, mode, xattrs, used)
+    m.apply_inner(repo.mode(), path, uid, gid, mode, xattrs, used, false)
+}
+
+/// Parse pax extended header records: `LEN KEY=VALUE\n`, where LEN counts
+/// the whole record and VALUE may hold any byte.
+fn parse_pax(mut data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        if data.iter().all(|b| *b == 0) {
+            break;
+        }
+        let sp = data.iter().position(|b| *b == b' ')?;
+        let len: usize = std::str::from_utf8(&data[..sp]).ok()?.parse().ok()?;
+        if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
+            return None;
+        }
+        let rec = &data[sp + 1..len - 1];
+        let eq = rec.iter().position(|b| *b == b'=')?;
+        out.push((rec[..eq].to_vec(), rec[eq + 1..].to_vec()));
+        data = &data[len..];
+    }
+    Some(out)
 }

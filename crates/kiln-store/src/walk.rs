@@ -143,30 +143,16 @@ impl Repo {
                 format!("{path}/{n}")
             }
         };
-        // ostree enumerates files and dirs merged in name order
-        let mut names: Vec<(&str, bool, usize)> = dt
-            .files
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| (n.as_str(), false, i))
-            .collect();
-        names.extend(
-            dt.dirs
-                .iter()
-                .enumerate()
-                .map(|(i, (n, _, _))| (n.as_str(), true, i)),
-        );
-        names.sort_by(|a, b| a.0.cmp(b.0));
-        for (name, is_dir, i) in names {
+        // ostree lists a directory's files first, then its subdirectories
+        // (each descended into right after it is printed).
+        for (name, c) in &dt.files {
+            out.push(self.file_entry(&join(name), c)?);
+        }
+        for (name, t, m) in &dt.dirs {
             let p = join(name);
-            if is_dir {
-                let (_, t, m) = &dt.dirs[i];
-                out.push(self.dir_entry(&p, t, m)?);
-                if recursive {
-                    self.list_children(&p, t, true, out)?;
-                }
-            } else {
-                out.push(self.file_entry(&p, &dt.files[i].1)?);
+            out.push(self.dir_entry(&p, t, m)?);
+            if recursive {
+                self.list_children(&p, t, true, out)?;
             }
         }
         Ok(())

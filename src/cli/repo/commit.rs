@@ -178,7 +178,7 @@ pub fn run(repo: &Option<PathBuf>, a: CommitArgs) -> Result<ExitCode> {
         parent,
         metadata,
         bind_refs: a.bind_refs.clone(),
-        no_bindings: a.no_bindings || (a.orphan && a.branch.is_none()),
+        no_bindings: a.no_bindings,
         detached_metadata,
         modifier,
         skip_if_unchanged: a.skip_if_unchanged,

@@ -131,7 +131,7 @@ pub fn make_tree(dir: &Path, spec: &TreeSpec) {
         let data: Vec<u8> = name.bytes().cycle().take(*size).collect();
         fs::write(dir.join("usr/share").join(name), data).unwrap();
     }
-    for d in ["dev", "proc", "sys", "run", "tmp", "var", "sysroot"] {
+    for d in ["boot", "dev", "proc", "sys", "run", "tmp", "var", "sysroot"] {
         fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::os::unix::fs::symlink("sysroot/ostree", dir.join("ostree")).unwrap();

@@ -61,13 +61,13 @@ struct FileJob {
 
 impl Repo {
     fn can_hardlink(&self, mode: CheckoutMode) -> bool {
-        match (self.mode(), mode) {
-            (RepoMode::Bare, CheckoutMode::None) => true,
-            (RepoMode::BareUser, CheckoutMode::User) => true,
-            (RepoMode::BareUserOnly, _) => true,
-            (RepoMode::Archive, CheckoutMode::User) => true,
-            _ => false,
-        }
+        matches!(
+            (self.mode(), mode),
+            (RepoMode::Bare, CheckoutMode::None)
+                | (RepoMode::BareUser, CheckoutMode::User)
+                | (RepoMode::BareUserOnly, _)
+                | (RepoMode::Archive, CheckoutMode::User)
+        )
     }
 
     /// Check out `commit` into `dest` (which must not exist unless a union

@@ -538,7 +538,9 @@ impl Repo {
         progress: &Progress,
     ) -> Result<Vec<(Checksum, bool, u64)>> {
         // Hardlinked sources: hash each inode once.
-        let seen: Mutex<HashMap<(u64, u64, u32, u32, u32), Checksum>> = Mutex::new(HashMap::new());
+        // (dev, ino, uid, gid, mode) -> checksum
+        type InodeKey = (u64, u64, u32, u32, u32);
+        let seen: Mutex<HashMap<InodeKey, Checksum>> = Mutex::new(HashMap::new());
         pending
             .par_iter()
             .with_min_len(8)

@@ -106,7 +106,7 @@ impl Repo {
                 p.commits = cs.clone();
             }
         }
-        problems.sort_by(|a, b| (a.ty, a.object).cmp(&(b.ty, b.object)));
+        problems.sort_by_key(|p| (p.ty, p.object));
         problems.dedup_by(|a, b| a.object == b.object && a.ty == b.ty);
         if opts.delete {
             for p in &problems {

@@ -120,7 +120,7 @@ fn read_array(ty: &Type, elem: &Type, data: &[u8], depth: usize) -> Result<Value
         return Ok(Value::Bytes(data.to_vec()));
     }
     if let Some(size) = elem.fixed_size() {
-        if data.len() % size != 0 {
+        if !data.len().is_multiple_of(size) {
             return Err(bad(ty, "array size is not a multiple of its element size"));
         }
         let elems = data
@@ -139,7 +139,7 @@ fn read_array(ty: &Type, elem: &Type, data: &[u8], depth: usize) -> Result<Value
         return Err(bad(ty, "array framing offset out of range"));
     }
     let table = data.len() - last_end;
-    if table % osz != 0 {
+    if !table.is_multiple_of(osz) {
         return Err(bad(ty, "array framing table has a bad size"));
     }
     let n = table / osz;

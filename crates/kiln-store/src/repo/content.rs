@@ -409,7 +409,7 @@ fn read_one_xattr(path: &Path, name: &str) -> std::io::Result<Option<Vec<u8>>> {
 enum Sink {
     None,
     Raw(File),
-    Zlib(flate2::write::DeflateEncoder<std::io::BufWriter<File>>),
+    Zlib(Box<flate2::write::DeflateEncoder<std::io::BufWriter<File>>>),
 }
 
 /// Streams one content object into `tmp/`, hashing as it goes, then moves
@@ -455,10 +455,10 @@ impl<'r> ContentWriter<'r> {
                     let mut bw = std::io::BufWriter::with_capacity(128 * 1024, f);
                     let hdr = object::size_prefixed(&w.meta.zlib_header_bytes(size));
                     bw.write_all(&hdr).map_err(|e| w.err(e))?;
-                    Sink::Zlib(flate2::write::DeflateEncoder::new(
+                    Sink::Zlib(Box::new(flate2::write::DeflateEncoder::new(
                         bw,
                         flate2::Compression::new(repo.zlib_level),
-                    ))
+                    )))
                 }
                 RepoMode::BareUser if w.meta.is_symlink() => {
                     let mut f = f;

@@ -53,6 +53,40 @@ fn write_tree(root: &Path, files: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
+/// `kiln serve` running in the background for the demo.
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Server {
+    fn start(exe: &Path, repo: &str) -> Result<Server> {
+        use std::io::BufRead;
+        let mut child = Command::new(exe)
+            .args(["serve", "--port", "0", repo])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("starting kiln serve")?;
+        let stdout = child.stdout.take().context("kiln serve has no stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .map(str::to_string)
+            .with_context(|| format!("kiln serve printed {line:?}, not its URL"))?;
+        println!("\n(kiln serve {repo} is listening on {url})");
+        Ok(Server { child, url })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 struct Runner {
     exe: PathBuf,
     step: usize,
@@ -188,6 +222,42 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         "Verify every object in the repository",
         &["repo", "fsck", "--repo", &repo],
     )?;
+
+    // Transfers: serve the archive repo over HTTP and pull it into a
+    // "machine" repo, version 1 first, then only what version 2 adds.
+    let server = Server::start(&r.exe, &repo)?;
+    let machine = d("machine-repo");
+    r.run(
+        "A machine's repository (bare-user)",
+        &["repo", "init", "--repo", &machine, "--mode=bare-user"],
+    )?;
+    r.run(
+        "Point it at the server (`kiln serve`, a small static HTTP server)",
+        &[
+            "repo",
+            "remote",
+            "add",
+            "--repo",
+            &machine,
+            "--no-gpg-verify",
+            "origin",
+            &server.url,
+        ],
+    )?;
+    let v1_ref = format!("demo/stable@{}", v1.trim());
+    r.run(
+        "Pull version 1",
+        &["repo", "pull", "--repo", &machine, "origin", &v1_ref],
+    )?;
+    r.run(
+        "Pull version 2: only the objects the machine lacks move",
+        &["repo", "pull", "--repo", &machine, "origin", "demo/stable"],
+    )?;
+    r.run(
+        "The machine's copy of the history",
+        &["repo", "log", "--repo", &machine, "origin:demo/stable"],
+    )?;
+    drop(server);
     println!(
         "\nDone. Everything is in {} (remove it when you like).",
         dir.display()

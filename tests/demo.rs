@@ -1,0 +1,60 @@
+//! The README's first command: `kiln demo` runs kiln's main job on its
+//! built-in tree, with nothing prepared, and succeeds.
+
+use std::process::Command;
+
+#[test]
+fn demo_runs_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scratch = dir.path().join("demo");
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["demo", "--dir"])
+        .arg(&scratch)
+        .output()
+        .expect("run kiln demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "kiln demo failed:\n{stdout}\n{stderr}"
+    );
+    // What a newcomer should see: both versions, the diff, a verified repo,
+    // and a pull that moved version 2 onto the machine.
+    for expected in [
+        "Version: 1",
+        "Version: 2",
+        "M    /usr/bin/hello",
+        "A    /usr/bin/goodbye",
+        "D    /usr/share/doc/kiln/README",
+        "no errors found",
+        "hello from kiln v1",
+        "(updated)",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "demo output lacks {expected:?}:\n{stdout}"
+        );
+    }
+    // The scratch directory holds the real artefacts the demo made.
+    assert!(scratch.join("repo/config").exists());
+    assert!(scratch
+        .join("machine-repo/refs/remotes/origin/demo/stable")
+        .exists());
+}
+
+#[test]
+fn demo_refuses_a_non_empty_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("precious"), "keep me").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run kiln demo");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("precious")).expect("read"),
+        "keep me"
+    );
+}

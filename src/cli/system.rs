@@ -254,13 +254,23 @@ fn status(s: &Sysroot, json: bool, verbose: bool) -> Result<()> {
     Ok(())
 }
 
-/// Bring the origin's commit into the repo and return it. This is the one
-/// place that will call kiln-remote's pull; until it lands, a `REMOTE:REF`
-/// is resolved from `refs/remotes` (what a previous pull left) and a plain
-/// ref from the local repo.
-fn fetch_origin(s: &Sysroot, refspec: &str) -> Result<Checksum> {
+/// Bring the origin's commit into the repo and return it: a `REMOTE:REF`
+/// is pulled with kiln-remote (only resolved with `dry_run`), a plain ref
+/// is read from the local repo.
+fn fetch_origin(s: &Sysroot, refspec: &str, dry_run: bool) -> Result<Checksum> {
     let repo = s.repo();
     let spec = kiln_store::refs::RefSpec::parse(refspec)?;
+    if let Some(remote) = &spec.remote {
+        let opts = kiln_remote::PullOptions { dry_run, ..Default::default() };
+        let progress = std::sync::Arc::new(kiln_store::Progress::new());
+        let bar = super::progress::Bar::start("pull", progress.clone());
+        let r = kiln_remote::pull(repo, remote, std::slice::from_ref(&spec.name), &opts, &progress);
+        drop(bar);
+        let r = r.with_context(|| format!("pulling {refspec}"))?;
+        if let Some(p) = r.refs.first() {
+            return Ok(p.commit);
+        }
+    }
     let csum = repo.resolve_ref(&spec.to_string())?.with_context(|| format!("Refspec '{refspec}' not found"))?;
     Ok(csum)
 }
@@ -320,7 +330,7 @@ fn upgrade(sysroot: Option<PathBuf>, check: bool, preview: bool, reboot: bool) -
     let mut s = if check || preview { open(sysroot)? } else { open_locked(sysroot)? };
     let merge = merge_of(&s)?;
     let refspec = merge.origin_refspec().context("the deployment's origin has no refspec")?.to_string();
-    let csum = fetch_origin(&s, &refspec)?;
+    let csum = fetch_origin(&s, &refspec, check)?;
     let current = s.staged_deployment().map(|d| d.csum).unwrap_or(merge.csum);
     if csum == current {
         println!("No upgrade available.");
@@ -348,7 +358,7 @@ fn deploy_version(sysroot: Option<PathBuf>, revision: &str, reboot: bool) -> Res
         revision.parse::<Checksum>().map_err(|_| anyhow::anyhow!("invalid checksum {revision}"))?
     } else {
         let refspec = merge.origin_refspec().context("the deployment's origin has no refspec")?.to_string();
-        let mut cur = Some(fetch_origin(&s, &refspec)?);
+        let mut cur = Some(fetch_origin(&s, &refspec, false)?);
         let mut found = None;
         while let Some(c) = cur {
             let Ok(commit) = s.repo().read_commit(&c) else { break };
@@ -358,7 +368,7 @@ fn deploy_version(sysroot: Option<PathBuf>, revision: &str, reboot: bool) -> Res
             }
             cur = commit.parent;
         }
-        found.with_context(|| format!("no commit with version {revision} in the history of {refspec}"))?
+        found.with_context(|| format!("no commit with version {revision} in the local history of {refspec} (commits without a ref are pruned; pull or deploy by checksum)"))?
     };
     deploy_new(&mut s, &merge, &csum, carried_origin(&merge))?;
     maybe_reboot(&s, reboot)
@@ -367,7 +377,7 @@ fn deploy_version(sysroot: Option<PathBuf>, revision: &str, reboot: bool) -> Res
 fn rebase(sysroot: Option<PathBuf>, refspec: &str, reboot: bool) -> Result<()> {
     let mut s = open_locked(sysroot)?;
     let merge = merge_of(&s)?;
-    let csum = fetch_origin(&s, refspec)?;
+    let csum = fetch_origin(&s, refspec, false)?;
     let mut origin = KeyFile::default();
     origin.set("origin", "refspec", refspec);
     deploy_new(&mut s, &merge, &csum, origin)?;

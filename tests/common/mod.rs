@@ -11,7 +11,6 @@
 
 use std::borrow::BorrowMut;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::process::ExitStatusExt;
@@ -582,9 +581,4 @@ pub fn mkfifo(path: &Path) {
     )
     .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
     assert!(fs::symlink_metadata(path).unwrap().file_type().is_fifo());
-}
-
-/// The file name of `path` as a `&str` (for messages).
-pub fn file_name(path: &Path) -> &str {
-    path.file_name().and_then(OsStr::to_str).unwrap()
 }

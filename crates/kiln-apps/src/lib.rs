@@ -1,0 +1,2 @@
+//! kiln-apps: Flatpak-compatible apps and runtimes.
+#![forbid(unsafe_code)]

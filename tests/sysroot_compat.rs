@@ -19,10 +19,17 @@ fn init_and_os_init_match() {
     // A second os-init fails and changes nothing.
     let before = listing(&p.k);
     let e = fails(Tool::Kiln.admin(&p.k, "os-init").arg("fakeos"));
-    assert!(e.contains("Creating ostree/deploy/fakeos: File exists"), "{e}");
+    assert!(
+        e.contains("Creating ostree/deploy/fakeos: File exists"),
+        "{e}"
+    );
     assert_eq!(before, listing(&p.k));
     // init-fs needs an existing directory.
-    let e = fails(kiln().args(["admin", "init-fs"]).arg(p.scratch.path("nope")));
+    let e = fails(
+        kiln()
+            .args(["admin", "init-fs"])
+            .arg(p.scratch.path("nope")),
+    );
     assert!(e.contains("No such file"), "{e}");
 }
 
@@ -40,15 +47,31 @@ fn deploy_upgrade_pin_undeploy_match() {
     v3.pretty_name = None;
     p.commit("v3", &v3);
 
-    let (a, b) = p.both("deploy", &["--os=fakeos", "fakeos/v1", "--karg=root=LABEL=x", "--karg=quiet"]);
+    let (a, b) = p.both(
+        "deploy",
+        &[
+            "--os=fakeos",
+            "fakeos/v1",
+            "--karg=root=LABEL=x",
+            "--karg=quiet",
+        ],
+    );
     assert_eq!(a, b);
     p.assert_same("first deploy");
     let k = &p.k;
     let d = deployment_dirs(k);
     assert_eq!(d.len(), 1);
-    assert!(immutable(&k.join("ostree/deploy/fakeos/deploy").join(&d[0])));
-    assert_eq!(fs::read_link(k.join("boot/loader")).unwrap().to_str(), Some("loader.1"));
-    assert_eq!(fs::read_link(k.join("boot/boot")).unwrap().to_str(), Some("."));
+    assert!(immutable(
+        &k.join("ostree/deploy/fakeos/deploy").join(&d[0])
+    ));
+    assert_eq!(
+        fs::read_link(k.join("boot/loader")).unwrap().to_str(),
+        Some("loader.1")
+    );
+    assert_eq!(
+        fs::read_link(k.join("boot/boot")).unwrap().to_str(),
+        Some(".")
+    );
 
     let (a, b) = p.both("deploy", &["--os=fakeos", "fakeos/v2"]);
     assert_eq!(a, b);
@@ -57,7 +80,16 @@ fn deploy_upgrade_pin_undeploy_match() {
     let (a, b) = p.both("pin", &["1"]);
     assert_eq!(a, b);
     p.assert_same("pin");
-    let (a, b) = p.both("deploy", &["--os=fakeos", "fakeos/v3", "--karg-append=console=ttyS0", "--karg-append=console=tty0", "--karg-delete=quiet"]);
+    let (a, b) = p.both(
+        "deploy",
+        &[
+            "--os=fakeos",
+            "fakeos/v3",
+            "--karg-append=console=ttyS0",
+            "--karg-append=console=tty0",
+            "--karg-delete=quiet",
+        ],
+    );
     assert_eq!(a, b);
     p.assert_same("third deploy keeps the pinned one");
     let (a, b) = p.both("status", &[]);
@@ -70,7 +102,10 @@ fn deploy_upgrade_pin_undeploy_match() {
     assert_eq!(a, b);
     p.assert_same("undeploy");
     let e = fails(Tool::Kiln.admin(k, "undeploy").arg("9"));
-    assert!(e.contains("Out of range deployment index 9, expected < 2"), "{e}");
+    assert!(
+        e.contains("Out of range deployment index 9, expected < 2"),
+        "{e}"
+    );
 
     // Same deployments, no version change: the subbootversion swap.
     let (a, b) = p.both("deploy", &["--os=fakeos", "--retain", "fakeos/v3"]);
@@ -94,7 +129,12 @@ fn deploy_flags_match() {
         &["--os=fakeos", "fakeos/v2", "--not-as-default"],
         &["--os=fakeos", "fakeos/v1", "--retain"],
         &["--os=fakeos", "fakeos/v2", "--karg-none"],
-        &["--os=fakeos", "fakeos/v1", "--no-merge", "--karg=root=LABEL=y"],
+        &[
+            "--os=fakeos",
+            "fakeos/v1",
+            "--no-merge",
+            "--karg=root=LABEL=y",
+        ],
         &["--os=fakeos", "fakeos/v2", "--no-prune"],
     ];
     for args in steps {
@@ -103,7 +143,12 @@ fn deploy_flags_match() {
         p.assert_same(&format!("deploy {args:?}"));
     }
     // Deploy by checksum: the origin names the checksum.
-    let c = ok(ostree().arg("rev-parse").arg(format!("--repo={}", s(&p.k.join("ostree/repo")))).arg("fakeos/v1")).trim().to_string();
+    let c = ok(ostree()
+        .arg("rev-parse")
+        .arg(format!("--repo={}", s(&p.k.join("ostree/repo"))))
+        .arg("fakeos/v1"))
+    .trim()
+    .to_string();
     let (a, b) = p.both("deploy", &["--os=fakeos", &c]);
     assert_eq!(a, b);
     p.assert_same("deploy by checksum");
@@ -119,11 +164,30 @@ fn set_origin_and_kargs_edit_in_place_match() {
     p.commit("v2", &TreeSpec::new("2"));
     p.both("deploy", &["--os=fakeos", "fakeos/v1", "--karg=quiet"]);
     p.both("deploy", &["--os=fakeos", "fakeos/v2"]);
-    let (a, b) = p.both("set-origin", &["--index=1", "--set=gpg-verify=false", "myremote", "http://example.com/repo", "fakeos/v9"]);
+    let (a, b) = p.both(
+        "set-origin",
+        &[
+            "--index=1",
+            "--set=gpg-verify=false",
+            "myremote",
+            "http://example.com/repo",
+            "fakeos/v9",
+        ],
+    );
     assert_eq!(a, b);
     p.assert_same("set-origin");
-    assert_eq!(fs::read(p.k.join("ostree/repo/config")).unwrap(), fs::read(p.o.join("ostree/repo/config")).unwrap());
-    let (a, b) = p.both("kargs", &["edit-in-place", "--append-if-missing=foo=bar", "--append-if-missing=quiet"]);
+    assert_eq!(
+        fs::read(p.k.join("ostree/repo/config")).unwrap(),
+        fs::read(p.o.join("ostree/repo/config")).unwrap()
+    );
+    let (a, b) = p.both(
+        "kargs",
+        &[
+            "edit-in-place",
+            "--append-if-missing=foo=bar",
+            "--append-if-missing=quiet",
+        ],
+    );
     assert_eq!(a, b);
     p.assert_same("kargs edit-in-place");
 }
@@ -140,14 +204,25 @@ fn each_tool_continues_the_other() {
     v3.kernel = "C".into();
     p.commit("v3", &v3);
     // kiln made k, ostree made o; now swap tools and keep going.
-    p.both("deploy", &["--os=fakeos", "fakeos/v1", "--karg=root=LABEL=x"]);
-    ok(Tool::Ostree.admin(&p.k, "deploy").args(["--os=fakeos", "fakeos/v2"]));
-    ok(Tool::Kiln.admin(&p.o, "deploy").args(["--os=fakeos", "fakeos/v2"]));
+    p.both(
+        "deploy",
+        &["--os=fakeos", "fakeos/v1", "--karg=root=LABEL=x"],
+    );
+    ok(Tool::Ostree
+        .admin(&p.k, "deploy")
+        .args(["--os=fakeos", "fakeos/v2"]));
+    ok(Tool::Kiln
+        .admin(&p.o, "deploy")
+        .args(["--os=fakeos", "fakeos/v2"]));
     p.assert_same("cross deploy");
     ok(Tool::Ostree.admin(&p.k, "pin").arg("1"));
     ok(Tool::Kiln.admin(&p.o, "pin").arg("1"));
-    ok(Tool::Ostree.admin(&p.k, "deploy").args(["--os=fakeos", "fakeos/v3"]));
-    ok(Tool::Kiln.admin(&p.o, "deploy").args(["--os=fakeos", "fakeos/v3"]));
+    ok(Tool::Ostree
+        .admin(&p.k, "deploy")
+        .args(["--os=fakeos", "fakeos/v3"]));
+    ok(Tool::Kiln
+        .admin(&p.o, "deploy")
+        .args(["--os=fakeos", "fakeos/v3"]));
     p.assert_same("cross deploy with pin");
     // Status of each by the other tool reads the same.
     let a = ok(Tool::Kiln.admin(&p.o, "status"));
@@ -159,7 +234,9 @@ fn each_tool_continues_the_other() {
     ok(Tool::Kiln.admin(&p.o, "cleanup"));
     p.assert_same("cross undeploy + cleanup");
     for r in [&p.k, &p.o] {
-        ok(ostree().arg("fsck").arg(format!("--repo={}", s(&r.join("ostree/repo")))));
+        ok(ostree()
+            .arg("fsck")
+            .arg(format!("--repo={}", s(&r.join("ostree/repo")))));
     }
 }
 
@@ -176,9 +253,19 @@ fn rollback_and_set_default_reorder() {
     let c1 = commit(&k, &tree, "v1", "1");
     make_tree(&tree, &TreeSpec::new("2"));
     let c2 = commit(&k, &tree, "v2", "2");
-    ok(Tool::Kiln.admin(&k, "deploy").args(["--os=fakeos", "fakeos/v1"]));
-    ok(Tool::Kiln.admin(&k, "deploy").args(["--os=fakeos", "fakeos/v2"]));
-    let first = |k: &std::path::Path| ok(Tool::Ostree.admin(k, "status")).lines().next().unwrap().to_string();
+    ok(Tool::Kiln
+        .admin(&k, "deploy")
+        .args(["--os=fakeos", "fakeos/v1"]));
+    ok(Tool::Kiln
+        .admin(&k, "deploy")
+        .args(["--os=fakeos", "fakeos/v2"]));
+    let first = |k: &std::path::Path| {
+        ok(Tool::Ostree.admin(k, "status"))
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    };
     assert!(first(&k).contains(&c2));
     ok(Tool::Kiln.admin(&k, "rollback"));
     assert!(first(&k).contains(&c1), "rollback makes v1 the default");
@@ -189,7 +276,9 @@ fn rollback_and_set_default_reorder() {
     assert!(e.contains("Out of range"), "{e}");
     // ostree still works on it.
     ok(Tool::Ostree.admin(&k, "undeploy").arg("1"));
-    ok(ostree().arg("fsck").arg(format!("--repo={}", s(&k.join("ostree/repo")))));
+    ok(ostree()
+        .arg("fsck")
+        .arg(format!("--repo={}", s(&k.join("ostree/repo")))));
 }
 
 #[test]

@@ -13,7 +13,10 @@ use support::*;
 
 fn spec(version: &str, files: &[(&str, &str, u32)]) -> TreeSpec {
     let mut t = TreeSpec::new(version);
-    t.etc = files.iter().map(|(p, c, m)| (p.to_string(), c.to_string(), *m)).collect();
+    t.etc = files
+        .iter()
+        .map(|(p, c, m)| (p.to_string(), c.to_string(), *m))
+        .collect();
     t
 }
 
@@ -21,25 +24,47 @@ fn etc_of(root: &Path) -> PathBuf {
     let d = deployment_dirs(root);
     // The default deployment is the one the current entries list first.
     let status = ok(Tool::Ostree.admin(root, "status"));
-    let first = status.lines().next().unwrap().split_whitespace().last().unwrap().to_string();
+    let first = status
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
     assert!(d.contains(&first));
-    root.join("ostree/deploy/fakeos/deploy").join(first).join("etc")
+    root.join("ostree/deploy/fakeos/deploy")
+        .join(first)
+        .join("etc")
 }
 
 /// Everything about a tree that matters: listing + contents + xattrs.
 fn snapshot(dir: &Path) -> String {
-    let mut out = ok(Command::new("find").current_dir(dir).args([".", "-printf", "%M %u %g %s %p %l\n"]));
+    let mut out =
+        ok(Command::new("find")
+            .current_dir(dir)
+            .args([".", "-printf", "%M %u %g %s %p %l\n"]));
     let mut lines: Vec<&str> = out.lines().collect();
     lines.sort();
     out = lines.join("\n");
-    let sums = ok(Command::new("sh").current_dir(dir).arg("-c").arg("find . -type f -print0 | sort -z | xargs -0 -r sha256sum"));
-    let xattrs = ok(Command::new("sh").current_dir(dir).arg("-c").arg("getfattr -h -R -d -m - . 2>/dev/null | grep -v '^security.selinux' || true"));
+    let sums = ok(Command::new("sh")
+        .current_dir(dir)
+        .arg("-c")
+        .arg("find . -type f -print0 | sort -z | xargs -0 -r sha256sum"));
+    let xattrs = ok(Command::new("sh")
+        .current_dir(dir)
+        .arg("-c")
+        .arg("getfattr -h -R -d -m - . 2>/dev/null | grep -v '^security.selinux' || true"));
     format!("{out}\n--\n{sums}\n--\n{xattrs}")
 }
 
 fn local_edits(etc: &Path) {
     fs::write(etc.join("app.conf"), "b=3 # local\n").unwrap();
-    fs::set_permissions(etc.join("conf.d/one.conf"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(
+        etc.join("conf.d/one.conf"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     fs::remove_file(etc.join("two.conf")).unwrap();
     fs::write(etc.join("local.conf"), "mine\n").unwrap();
     fs::set_permissions(etc.join("local.conf"), fs::Permissions::from_mode(0o640)).unwrap();
@@ -51,8 +76,12 @@ fn local_edits(etc: &Path) {
     fs::remove_file(etc.join("os-release")).unwrap();
     std::os::unix::fs::symlink("../usr/lib/os-release", etc.join("os-release")).unwrap();
     std::os::unix::fs::chown(etc.join("owned.conf"), Some(1000), Some(1000)).unwrap();
-    ok(Command::new("setfattr").args(["-n", "user.kiln", "-v", "local"]).arg(etc.join("local.conf")));
-    ok(Command::new("setfattr").args(["-n", "user.kiln", "-v", "x"]).arg(etc.join("three.conf")));
+    ok(Command::new("setfattr")
+        .args(["-n", "user.kiln", "-v", "local"])
+        .arg(etc.join("local.conf")));
+    ok(Command::new("setfattr")
+        .args(["-n", "user.kiln", "-v", "x"])
+        .arg(etc.join("three.conf")));
 }
 
 #[test]
@@ -97,17 +126,45 @@ fn etc_merge_matches_ostree() {
     assert_eq!(a, b, "merge summary line");
     assert!(a.contains("Copying /etc changes: "), "{a}");
     let (ek, eo) = (etc_of(&p.k), etc_of(&p.o));
-    assert_eq!(snapshot(&ek), snapshot(&eo), "/etc after the merge (left kiln, right ostree)");
+    assert_eq!(
+        snapshot(&ek),
+        snapshot(&eo),
+        "/etc after the merge (left kiln, right ostree)"
+    );
     p.assert_same("after the merge");
     // Spot checks of the rules.
-    assert_eq!(fs::read_to_string(ek.join("app.conf")).unwrap(), "b=3 # local\n", "local change wins over both-sides change");
-    assert_eq!(fs::read_to_string(ek.join("three.conf")).unwrap(), "three v2\n", "untouched file takes the new default");
-    assert!(!ek.join("two.conf").exists(), "locally removed stays removed");
+    assert_eq!(
+        fs::read_to_string(ek.join("app.conf")).unwrap(),
+        "b=3 # local\n",
+        "local change wins over both-sides change"
+    );
+    assert_eq!(
+        fs::read_to_string(ek.join("three.conf")).unwrap(),
+        "three v2\n",
+        "untouched file takes the new default"
+    );
+    assert!(
+        !ek.join("two.conf").exists(),
+        "locally removed stays removed"
+    );
     assert!(!ek.join("dropped.conf").exists());
     assert!(ek.join("new.conf").exists());
-    assert_eq!(fs::read_link(ek.join("local-link")).unwrap().to_str(), Some("local.conf"));
-    assert_eq!(fs::metadata(ek.join("secret.conf")).unwrap().permissions().mode() & 0o7777, 0o600);
-    assert_eq!(fs::read_to_string(p.k.join("ostree/deploy/fakeos/var/lib/state")).unwrap(), "keep\n");
+    assert_eq!(
+        fs::read_link(ek.join("local-link")).unwrap().to_str(),
+        Some("local.conf")
+    );
+    assert_eq!(
+        fs::metadata(ek.join("secret.conf"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o600
+    );
+    assert_eq!(
+        fs::read_to_string(p.k.join("ostree/deploy/fakeos/var/lib/state")).unwrap(),
+        "keep\n"
+    );
 }
 
 #[test]
@@ -125,8 +182,16 @@ fn etc_conflicting_types() {
         fs::write(etc_of(r).join("x.conf"), "local\n").unwrap();
     }
     let before = listing(&p.k);
-    let ek = fails(Tool::Kiln.admin(&p.k, "deploy").args(["--os=fakeos", "fakeos/v2"]));
-    let eo = fails(Tool::Ostree.admin(&p.o, "deploy").args(["--os=fakeos", "fakeos/v2"]));
+    let ek = fails(
+        Tool::Kiln
+            .admin(&p.k, "deploy")
+            .args(["--os=fakeos", "fakeos/v2"]),
+    );
+    let eo = fails(
+        Tool::Ostree
+            .admin(&p.o, "deploy")
+            .args(["--os=fakeos", "fakeos/v2"]),
+    );
     assert!(ek.contains("newly defaults to directory"), "{ek}");
     assert!(eo.contains("newly defaults to directory"), "{eo}");
     assert_eq!(before, listing(&p.k), "kiln left debris");

@@ -18,7 +18,14 @@ use support::*;
 /// `sysroot`. `$KILN` is kiln inside the chroot.
 fn in_booted(sc: &Scratch, sysroot: &Path, script: &str) -> std::process::Output {
     let dep = sysroot.join("ostree/deploy/fakeos/deploy");
-    let booted = ok(Tool::Ostree.admin(sysroot, "status")).lines().next().unwrap().split_whitespace().last().unwrap().to_string();
+    let booted = ok(Tool::Ostree.admin(sysroot, "status"))
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
     let d = dep.join(booted);
     let r = sc.path("root");
     fs::create_dir_all(&r).unwrap();
@@ -46,11 +53,18 @@ exec chroot $R /bin/sh -c "$0"
         s = s(sysroot),
         kiln = s(&kiln_bin()),
     );
-    out(Command::new("unshare").args(["-m", "-p", "-f", "sh", "-c", &setup]).arg(format!("set -e; KILN=/tmp/kiln; export KILN; {script}")))
+    out(Command::new("unshare")
+        .args(["-m", "-p", "-f", "sh", "-c", &setup])
+        .arg(format!("set -e; KILN=/tmp/kiln; export KILN; {script}")))
 }
 
 fn ok_out(o: std::process::Output) -> String {
-    assert!(o.status.success(), "failed: {}\n{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
+    assert!(
+        o.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
@@ -72,13 +86,24 @@ fn setup(tool: Tool) -> Booted {
     v2.kernel = "B".into();
     make_tree(&tree, &v2);
     let c2 = commit(&root, &tree, "v2", "2");
-    ok(tool.admin(&root, "deploy").args(["--os=fakeos", "fakeos/v1", "--karg=root=LABEL=x"]));
+    ok(tool
+        .admin(&root, "deploy")
+        .args(["--os=fakeos", "fakeos/v1", "--karg=root=LABEL=x"]));
     Booted { sc, root, c1, c2 }
 }
 
 fn default_etc(root: &Path) -> std::path::PathBuf {
-    let first = ok(Tool::Ostree.admin(root, "status")).lines().next().unwrap().split_whitespace().last().unwrap().to_string();
-    root.join("ostree/deploy/fakeos/deploy").join(first).join("etc")
+    let first = ok(Tool::Ostree.admin(root, "status"))
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
+    root.join("ostree/deploy/fakeos/deploy")
+        .join(first)
+        .join("etc")
 }
 
 #[test]
@@ -108,13 +133,22 @@ echo late > /etc/late.conf
         assert!(a.contains(&format!("  fakeos {}.0 (staged)", b.c2)), "{st}");
         assert!(a.contains(&format!("* fakeos {}.0", b.c1)), "{st}");
         let status = ok(Tool::Ostree.admin(&b.root, "status"));
-        assert!(status.lines().next().unwrap().contains(&b.c2), "{stager}/{finalizer}: v2 not default:\n{status}");
+        assert!(
+            status.lines().next().unwrap().contains(&b.c2),
+            "{stager}/{finalizer}: v2 not default:\n{status}"
+        );
         let etc = default_etc(&b.root);
-        assert_eq!(fs::read_to_string(etc.join("late.conf")).unwrap(), "late\n", "{stager}/{finalizer}: late edit lost");
+        assert_eq!(
+            fs::read_to_string(etc.join("late.conf")).unwrap(),
+            "late\n",
+            "{stager}/{finalizer}: late edit lost"
+        );
         assert!(etc.join("early.conf").exists());
         assert!(immutable(etc.parent().unwrap()));
         assert_eq!(entries(&b.root).len(), 2);
-        ok(ostree().arg("fsck").arg(format!("--repo={}", s(&b.root.join("ostree/repo")))));
+        ok(ostree()
+            .arg("fsck")
+            .arg(format!("--repo={}", s(&b.root.join("ostree/repo")))));
     }
 }
 
@@ -125,7 +159,11 @@ fn system_upgrade_stages_when_booted() {
     }
     let b = setup(Tool::Kiln);
     // The origin's branch moves to the v2 commit.
-    ok(ostree().arg("refs").arg(format!("--repo={}", s(&b.root.join("ostree/repo")))).args(["--force", "--create=fakeos/v1"]).arg(&b.c2));
+    ok(ostree()
+        .arg("refs")
+        .arg(format!("--repo={}", s(&b.root.join("ostree/repo"))))
+        .args(["--force", "--create=fakeos/v1"])
+        .arg(&b.c2));
     let o = ok_out(in_booted(
         &b.sc,
         &b.root,
@@ -153,17 +191,34 @@ fn killed_finalize_boots_old_set() {
     if !have_env() {
         return;
     }
-    for fp in ["finalize:after-unlink", "deploy:after-etc-merge", "deploy:after-bls", "deploy:after-swap"] {
+    for fp in [
+        "finalize:after-unlink",
+        "deploy:after-etc-merge",
+        "deploy:after-bls",
+        "deploy:after-swap",
+    ] {
         let b = setup(Tool::Kiln);
         let o = in_booted(&b.sc, &b.root, &format!("$KILN admin deploy --stage fakeos/v2\nKILN_FAILPOINT={fp} $KILN admin finalize-staged"));
-        assert!(!o.status.success(), "{fp}: finalize should have been killed");
+        assert!(
+            !o.status.success(),
+            "{fp}: finalize should have been killed"
+        );
         let status = ok(Tool::Ostree.admin(&b.root, "status"));
         let first = status.lines().next().unwrap();
         let expect_new = fp == "deploy:after-swap";
-        assert!(first.contains(if expect_new { &b.c2 } else { &b.c1 }), "{fp}:\n{status}");
-        ok(ostree().arg("fsck").arg(format!("--repo={}", s(&b.root.join("ostree/repo")))));
+        assert!(
+            first.contains(if expect_new { &b.c2 } else { &b.c1 }),
+            "{fp}:\n{status}"
+        );
+        ok(ostree()
+            .arg("fsck")
+            .arg(format!("--repo={}", s(&b.root.join("ostree/repo")))));
         // A cleanup removes the half-finalized debris.
         ok(Tool::Kiln.admin(&b.root, "cleanup"));
-        assert_eq!(deployment_dirs(&b.root).len(), entries(&b.root).len(), "{fp}: debris");
+        assert_eq!(
+            deployment_dirs(&b.root).len(),
+            entries(&b.root).len(),
+            "{fp}: debris"
+        );
     }
 }

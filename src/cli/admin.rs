@@ -178,7 +178,8 @@ pub fn open_locked(path: Option<PathBuf>) -> Result<Sysroot> {
 
 /// An index as `ostree admin` takes it.
 pub fn parse_index(s: &str) -> Result<usize> {
-    s.parse::<usize>().with_context(|| format!("Invalid index: {s}"))
+    s.parse::<usize>()
+        .with_context(|| format!("Invalid index: {s}"))
 }
 
 pub fn run(args: AdminArgs) -> Result<ExitCode> {
@@ -215,14 +216,23 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
                 }
             }
         }
-        AdminVerb::SetOrigin { set, index, remote, url, branch } => set_origin(sysroot, set, index, &remote, &url, branch.as_deref())?,
-        AdminVerb::Kargs { op: KargsOp::EditInPlace { append_if_missing } } => {
+        AdminVerb::SetOrigin {
+            set,
+            index,
+            remote,
+            url,
+            branch,
+        } => set_origin(sysroot, set, index, &remote, &url, branch.as_deref())?,
+        AdminVerb::Kargs {
+            op: KargsOp::EditInPlace { append_if_missing },
+        } => {
             let mut s = open_locked(sysroot)?;
             if s.deployments().is_empty() {
                 bail!(kiln_sysroot::Error::NoDeployments);
             }
             for i in 0..s.deployments().len() {
-                let mut k = kiln_sysroot::KernelArgs::parse(s.deployments()[i].options().unwrap_or(""));
+                let mut k =
+                    kiln_sysroot::KernelArgs::parse(s.deployments()[i].options().unwrap_or(""));
                 for a in &append_if_missing {
                     k.append_if_missing(a);
                 }
@@ -260,12 +270,17 @@ pub fn run(args: AdminArgs) -> Result<ExitCode> {
 fn deploy(sysroot: Option<PathBuf>, a: DeployArgs) -> Result<()> {
     let origin = match &a.origin_file {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             Some(KeyFile::parse(&text).with_context(|| format!("parsing {}", p.display()))?)
         }
         None => None,
     };
-    let proc_cmdline = if a.karg_proc_cmdline { Some(std::fs::read_to_string("/proc/cmdline").context("reading /proc/cmdline")?) } else { None };
+    let proc_cmdline = if a.karg_proc_cmdline {
+        Some(std::fs::read_to_string("/proc/cmdline").context("reading /proc/cmdline")?)
+    } else {
+        None
+    };
     let opts = DeployOptions {
         osname: a.os,
         origin,
@@ -305,7 +320,14 @@ fn status(s: &Sysroot) {
         } else {
             ""
         };
-        println!("{} {} {}.{}{}", if d.booted { '*' } else { ' ' }, d.osname, d.checksum, d.serial, tag);
+        println!(
+            "{} {} {}.{}{}",
+            if d.booted { '*' } else { ' ' },
+            d.osname,
+            d.checksum,
+            d.serial,
+            tag
+        );
         if let Some(v) = &d.version {
             println!("    Version: {v}");
         }
@@ -321,11 +343,21 @@ fn status(s: &Sysroot) {
     }
 }
 
-fn set_origin(sysroot: Option<PathBuf>, set: Vec<String>, index: Option<usize>, remote: &str, url: &str, branch: Option<&str>) -> Result<()> {
+fn set_origin(
+    sysroot: Option<PathBuf>,
+    set: Vec<String>,
+    index: Option<usize>,
+    remote: &str,
+    url: &str,
+    branch: Option<&str>,
+) -> Result<()> {
     let mut s = open_locked(sysroot)?;
     let target = match index {
         Some(i) => s.deployment(i)?.clone(),
-        None => s.booted_deployment().cloned().ok_or(kiln_sysroot::Error::NotBooted)?,
+        None => s
+            .booted_deployment()
+            .cloned()
+            .ok_or(kiln_sysroot::Error::NotBooted)?,
     };
     kiln_store::refs::validate_remote_name(remote)?;
     let group = format!("remote \"{remote}\"");
@@ -333,12 +365,16 @@ fn set_origin(sysroot: Option<PathBuf>, set: Vec<String>, index: Option<usize>, 
     if config.get(&group, "url").is_none() {
         config.set(&group, "url", url);
         for kv in &set {
-            let (k, v) = kv.split_once('=').with_context(|| format!("Missing '=' in KEY=VALUE pair '{kv}'"))?;
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("Missing '=' in KEY=VALUE pair '{kv}'"))?;
             config.set(&group, k, v);
         }
         s.repo_mut().write_config(config)?;
     }
-    let old = target.origin_refspec().context("deployment has no origin refspec")?;
+    let old = target
+        .origin_refspec()
+        .context("deployment has no origin refspec")?;
     let old_ref = kiln_store::refs::RefSpec::parse(old)?.name;
     let new_refspec = format!("{remote}:{}", branch.unwrap_or(&old_ref));
     let mut origin = KeyFile::default();

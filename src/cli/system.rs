@@ -127,8 +127,17 @@ pub enum SystemCommand {
 pub fn run(cmd: SystemCommand, verbose: u8) -> Result<ExitCode> {
     match cmd {
         SystemCommand::Status { s, json } => status(&open(s.sysroot)?, json, verbose > 0)?,
-        SystemCommand::Upgrade { s, check, preview, reboot } => return upgrade(s.sysroot, check, preview, reboot),
-        SystemCommand::Deploy { s, revision, reboot } => deploy_version(s.sysroot, &revision, reboot)?,
+        SystemCommand::Upgrade {
+            s,
+            check,
+            preview,
+            reboot,
+        } => return upgrade(s.sysroot, check, preview, reboot),
+        SystemCommand::Deploy {
+            s,
+            revision,
+            reboot,
+        } => deploy_version(s.sysroot, &revision, reboot)?,
         SystemCommand::Rebase { s, refspec, reboot } => rebase(s.sysroot, &refspec, reboot)?,
         SystemCommand::Rollback { s, reboot } => {
             let mut sr = open_locked(s.sysroot)?;
@@ -138,7 +147,13 @@ pub fn run(cmd: SystemCommand, verbose: u8) -> Result<ExitCode> {
             println!("Moving '{}' to be first deployment", d.dirname());
             maybe_reboot(&sr, reboot)?;
         }
-        SystemCommand::Cleanup { s, pending, rollback, base, repomd } => {
+        SystemCommand::Cleanup {
+            s,
+            pending,
+            rollback,
+            base,
+            repomd,
+        } => {
             if !(pending || rollback || base || repomd) {
                 bail!("At least one cleanup option must be specified (-p, -r, -b, -m)");
             }
@@ -152,7 +167,12 @@ pub fn run(cmd: SystemCommand, verbose: u8) -> Result<ExitCode> {
                 drop.extend(r.filter(|d| !d.is_pinned()));
             }
             if !drop.is_empty() {
-                let list: Vec<Deployment> = sr.deployments().iter().filter(|d| !drop.iter().any(|x| x.same(d))).cloned().collect();
+                let list: Vec<Deployment> = sr
+                    .deployments()
+                    .iter()
+                    .filter(|d| !drop.iter().any(|x| x.same(d)))
+                    .cloned()
+                    .collect();
                 sr.write_deployments(list, true)?;
                 for d in &drop {
                     println!("Deleted deployment {}", d.dirname());
@@ -160,20 +180,39 @@ pub fn run(cmd: SystemCommand, verbose: u8) -> Result<ExitCode> {
             }
             if base {
                 let rep = sr.cleanup(true)?;
-                println!("Removed {} deployment(s), {} boot dir(s), {} object(s)", rep.deployments_removed.len(), rep.bootdirs_removed.len(), rep.objects_pruned);
+                println!(
+                    "Removed {} deployment(s), {} boot dir(s), {} object(s)",
+                    rep.deployments_removed.len(),
+                    rep.bootdirs_removed.len(),
+                    rep.objects_pruned
+                );
             }
             if repomd {
                 sr.repo().cleanup_tmp()?;
             }
         }
-        SystemCommand::Kargs { s, append, delete, replace, editor } => kargs(s.sysroot, append, delete, replace, editor)?,
-        SystemCommand::Diff { s, deploy_a, deploy_b, json } => diff(&open(s.sysroot)?, deploy_a, deploy_b, json)?,
+        SystemCommand::Kargs {
+            s,
+            append,
+            delete,
+            replace,
+            editor,
+        } => kargs(s.sysroot, append, delete, replace, editor)?,
+        SystemCommand::Diff {
+            s,
+            deploy_a,
+            deploy_b,
+            json,
+        } => diff(&open(s.sysroot)?, deploy_a, deploy_b, json)?,
         SystemCommand::Df { s, json } => df(&open(s.sysroot)?, json)?,
         SystemCommand::Pin { s, index, unpin } => {
             let mut sr = open_locked(s.sysroot)?;
             let changed = sr.set_pinned(parse_index(&index)?, !unpin)?;
             let what = if unpin { "unpinned" } else { "pinned" };
-            println!("Deployment {index} is {}{what}", if changed { "now " } else { "already " });
+            println!(
+                "Deployment {index} is {}{what}",
+                if changed { "now " } else { "already " }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -186,13 +225,19 @@ fn pending_and_rollback(s: &Sysroot) -> (Option<Deployment>, Option<Deployment>)
         let (p, r) = s.query_deployments_for(None);
         (p.cloned(), r.cloned())
     } else {
-        (None, s.rollback_target().ok().map(|i| s.deployments()[i].clone()))
+        (
+            None,
+            s.rollback_target().ok().map(|i| s.deployments()[i].clone()),
+        )
     }
 }
 
 fn maybe_reboot(s: &Sysroot, reboot: bool) -> Result<()> {
     if reboot && s.is_booted() {
-        let st = std::process::Command::new("systemctl").arg("reboot").status().context("running systemctl reboot")?;
+        let st = std::process::Command::new("systemctl")
+            .arg("reboot")
+            .status()
+            .context("running systemctl reboot")?;
         if !st.success() {
             bail!("systemctl reboot failed: {st}");
         }
@@ -206,7 +251,11 @@ fn status(s: &Sysroot, json: bool, verbose: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&st)?);
         return Ok(());
     }
-    println!("Sysroot: {}{}", st.sysroot.display(), if st.booted { "" } else { " (not booted)" });
+    println!(
+        "Sysroot: {}{}",
+        st.sysroot.display(),
+        if st.booted { "" } else { " (not booted)" }
+    );
     if st.deployments.is_empty() {
         println!("No deployments.");
         return Ok(());
@@ -227,11 +276,24 @@ fn status(s: &Sysroot, json: bool, verbose: bool) -> Result<()> {
             tags.push("default");
         }
         let origin = d.origin.clone().unwrap_or_else(|| "(no origin)".into());
-        let tags = if tags.is_empty() { String::new() } else { format!(" ({})", tags.join(", ")) };
-        println!("{} {}:{}{}", if d.booted { '●' } else { ' ' }, d.osname, origin, tags);
+        let tags = if tags.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", tags.join(", "))
+        };
+        println!(
+            "{} {}:{}{}",
+            if d.booted { '●' } else { ' ' },
+            d.osname,
+            origin,
+            tags
+        );
         let row = |k: &str, v: &str| println!("  {k:>12}: {v}");
         if let Some(v) = &d.version {
-            row("Version", &format!("{v} ({})", d.timestamp_iso.clone().unwrap_or_default()));
+            row(
+                "Version",
+                &format!("{v} ({})", d.timestamp_iso.clone().unwrap_or_default()),
+            );
         } else if let Some(t) = &d.timestamp_iso {
             row("Timestamp", t);
         }
@@ -261,17 +323,28 @@ fn fetch_origin(s: &Sysroot, refspec: &str, dry_run: bool) -> Result<Checksum> {
     let repo = s.repo();
     let spec = kiln_store::refs::RefSpec::parse(refspec)?;
     if let Some(remote) = &spec.remote {
-        let opts = kiln_remote::PullOptions { dry_run, ..Default::default() };
+        let opts = kiln_remote::PullOptions {
+            dry_run,
+            ..Default::default()
+        };
         let progress = std::sync::Arc::new(kiln_store::Progress::new());
         let bar = super::progress::Bar::start("pull", progress.clone());
-        let r = kiln_remote::pull(repo, remote, std::slice::from_ref(&spec.name), &opts, &progress);
+        let r = kiln_remote::pull(
+            repo,
+            remote,
+            std::slice::from_ref(&spec.name),
+            &opts,
+            &progress,
+        );
         drop(bar);
         let r = r.with_context(|| format!("pulling {refspec}"))?;
         if let Some(p) = r.refs.first() {
             return Ok(p.commit);
         }
     }
-    let csum = repo.resolve_ref(&spec.to_string())?.with_context(|| format!("Refspec '{refspec}' not found"))?;
+    let csum = repo
+        .resolve_ref(&spec.to_string())?
+        .with_context(|| format!("Refspec '{refspec}' not found"))?;
     Ok(csum)
 }
 
@@ -294,13 +367,30 @@ fn carried_origin(d: &Deployment) -> KeyFile {
     fresh
 }
 
-fn deploy_new(s: &mut Sysroot, merge: &Deployment, csum: &Checksum, origin: KeyFile) -> Result<Deployment> {
-    let opts = DeployOptions { osname: Some(merge.osname.clone()), stage: s.is_booted(), ..Default::default() };
+fn deploy_new(
+    s: &mut Sysroot,
+    merge: &Deployment,
+    csum: &Checksum,
+    origin: KeyFile,
+) -> Result<Deployment> {
+    let opts = DeployOptions {
+        osname: Some(merge.osname.clone()),
+        stage: s.is_booted(),
+        ..Default::default()
+    };
     let d = s.deploy_commit(csum, origin, &opts)?;
-    let v = s.repo().read_commit(csum).ok().and_then(|c| c.version().map(str::to_string));
+    let v = s
+        .repo()
+        .read_commit(csum)
+        .ok()
+        .and_then(|c| c.version().map(str::to_string));
     println!(
         "{} {}.{}{}",
-        if d.staged { "Staged deployment" } else { "Deployed" },
+        if d.staged {
+            "Staged deployment"
+        } else {
+            "Deployed"
+        },
         d.csum,
         d.serial,
         v.map(|v| format!(" (version {v})")).unwrap_or_default()
@@ -322,23 +412,46 @@ fn print_diff(s: &Sysroot, a: &Checksum, b: &Checksum) -> Result<()> {
     for p in &d.removed {
         println!("  D {p}");
     }
-    println!("{} added, {} modified, {} removed", d.added.len(), d.modified.len(), d.removed.len());
+    println!(
+        "{} added, {} modified, {} removed",
+        d.added.len(),
+        d.modified.len(),
+        d.removed.len()
+    );
     Ok(())
 }
 
 fn upgrade(sysroot: Option<PathBuf>, check: bool, preview: bool, reboot: bool) -> Result<ExitCode> {
-    let mut s = if check || preview { open(sysroot)? } else { open_locked(sysroot)? };
+    let mut s = if check || preview {
+        open(sysroot)?
+    } else {
+        open_locked(sysroot)?
+    };
     let merge = merge_of(&s)?;
-    let refspec = merge.origin_refspec().context("the deployment's origin has no refspec")?.to_string();
+    let refspec = merge
+        .origin_refspec()
+        .context("the deployment's origin has no refspec")?
+        .to_string();
     let csum = fetch_origin(&s, &refspec, check)?;
     let current = s.staged_deployment().map(|d| d.csum).unwrap_or(merge.csum);
     if csum == current {
         println!("No upgrade available.");
-        return Ok(if check { ExitCode::from(77) } else { ExitCode::SUCCESS });
+        return Ok(if check {
+            ExitCode::from(77)
+        } else {
+            ExitCode::SUCCESS
+        });
     }
-    let v = s.repo().read_commit(&csum).ok().and_then(|c| c.version().map(str::to_string));
+    let v = s
+        .repo()
+        .read_commit(&csum)
+        .ok()
+        .and_then(|c| c.version().map(str::to_string));
     if check || preview {
-        println!("Update available: {csum}{}", v.map(|v| format!(" (version {v})")).unwrap_or_default());
+        println!(
+            "Update available: {csum}{}",
+            v.map(|v| format!(" (version {v})")).unwrap_or_default()
+        );
         if preview {
             print_diff(&s, &merge.csum, &csum)?;
         }
@@ -355,13 +468,20 @@ fn deploy_version(sysroot: Option<PathBuf>, revision: &str, reboot: bool) -> Res
     let mut s = open_locked(sysroot)?;
     let merge = merge_of(&s)?;
     let csum = if revision.len() == 64 && Checksum::is_hex(revision) {
-        revision.parse::<Checksum>().map_err(|_| anyhow::anyhow!("invalid checksum {revision}"))?
+        revision
+            .parse::<Checksum>()
+            .map_err(|_| anyhow::anyhow!("invalid checksum {revision}"))?
     } else {
-        let refspec = merge.origin_refspec().context("the deployment's origin has no refspec")?.to_string();
+        let refspec = merge
+            .origin_refspec()
+            .context("the deployment's origin has no refspec")?
+            .to_string();
         let mut cur = Some(fetch_origin(&s, &refspec, false)?);
         let mut found = None;
         while let Some(c) = cur {
-            let Ok(commit) = s.repo().read_commit(&c) else { break };
+            let Ok(commit) = s.repo().read_commit(&c) else {
+                break;
+            };
             if commit.version() == Some(revision) {
                 found = Some(c);
                 break;
@@ -384,14 +504,20 @@ fn rebase(sysroot: Option<PathBuf>, refspec: &str, reboot: bool) -> Result<()> {
     maybe_reboot(&s, reboot)
 }
 
-fn kargs(sysroot: Option<PathBuf>, append: Vec<String>, delete: Vec<String>, replace: Vec<String>, editor: bool) -> Result<()> {
+fn kargs(
+    sysroot: Option<PathBuf>,
+    append: Vec<String>,
+    delete: Vec<String>,
+    replace: Vec<String>,
+    editor: bool,
+) -> Result<()> {
     let change = editor || !append.is_empty() || !delete.is_empty() || !replace.is_empty();
-    let mut s = if change { open_locked(sysroot)? } else { open(sysroot)? };
-    let target = s
-        .deployments()
-        .first()
-        .cloned()
-        .context("no deployment")?;
+    let mut s = if change {
+        open_locked(sysroot)?
+    } else {
+        open(sysroot)?
+    };
+    let target = s.deployments().first().cloned().context("no deployment")?;
     let current = target.options().unwrap_or("").to_string();
     if !change {
         println!("{current}");
@@ -407,7 +533,10 @@ fn kargs(sysroot: Option<PathBuf>, append: Vec<String>, delete: Vec<String>, rep
             Some((old, new)) if k.get_last(key).is_some() => {
                 let mut v = k.to_vec();
                 let from = format!("{key}={old}");
-                let slot = v.iter_mut().find(|a| **a == from).with_context(|| format!("No karg '{from}' found"))?;
+                let slot = v
+                    .iter_mut()
+                    .find(|a| **a == from)
+                    .with_context(|| format!("No karg '{from}' found"))?;
                 *slot = format!("{key}={new}");
                 k = KernelArgs::new();
                 k.append_all(v.iter().map(String::as_str));
@@ -426,14 +555,25 @@ fn kargs(sysroot: Option<PathBuf>, append: Vec<String>, delete: Vec<String>, rep
     if editor {
         let ed = std::env::var("EDITOR").unwrap_or_else(|_| "vi".into());
         let tmp = std::env::temp_dir().join(format!("kiln-kargs-{}", std::process::id()));
-        std::fs::write(&tmp, format!("{k}\n# Edit the kernel arguments above; lines starting with # are ignored.\n"))?;
-        let st = std::process::Command::new("sh").arg("-c").arg(format!("{ed} \"$1\"")).arg("sh").arg(&tmp).status()?;
+        std::fs::write(
+            &tmp,
+            format!("{k}\n# Edit the kernel arguments above; lines starting with # are ignored.\n"),
+        )?;
+        let st = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{ed} \"$1\""))
+            .arg("sh")
+            .arg(&tmp)
+            .status()?;
         let text = std::fs::read_to_string(&tmp)?;
         let _ = std::fs::remove_file(&tmp);
         if !st.success() {
             bail!("editor exited with {st}");
         }
-        let line: Vec<&str> = text.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
+        let line: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect();
         k = KernelArgs::parse(line.join(" ").trim());
     }
     if k.to_string() == current {
@@ -456,24 +596,40 @@ fn find_deployment<'a>(s: &'a Sysroot, spec: &str) -> Result<&'a Deployment> {
             return Ok(&s.deployments()[i]);
         }
     }
-    let hits: Vec<&Deployment> = s.deployments().iter().filter(|d| d.dirname() == spec || d.csum.to_string().starts_with(spec)).collect();
+    let hits: Vec<&Deployment> = s
+        .deployments()
+        .iter()
+        .filter(|d| d.dirname() == spec || d.csum.to_string().starts_with(spec))
+        .collect();
     match hits.as_slice() {
         [d] => Ok(d),
         [] => bail!("no deployment matches '{spec}'"),
-        _ => bail!("'{spec}' matches {} deployments; use INDEX or CHECKSUM.SERIAL", hits.len()),
+        _ => bail!(
+            "'{spec}' matches {} deployments; use INDEX or CHECKSUM.SERIAL",
+            hits.len()
+        ),
     }
 }
 
 fn diff(s: &Sysroot, a: Option<String>, b: Option<String>, json: bool) -> Result<()> {
     let (from, to) = match (a, b) {
-        (Some(a), Some(b)) => (find_deployment(s, &a)?.clone(), find_deployment(s, &b)?.clone()),
+        (Some(a), Some(b)) => (
+            find_deployment(s, &a)?.clone(),
+            find_deployment(s, &b)?.clone(),
+        ),
         (Some(a), None) => {
             let from = find_deployment(s, &a)?.clone();
-            let to = s.booted_deployment().or(s.deployments().first()).context("no deployment")?.clone();
+            let to = s
+                .booted_deployment()
+                .or(s.deployments().first())
+                .context("no deployment")?
+                .clone();
             (from, to)
         }
         _ => {
-            let (i, j) = s.default_diff_pair().context("need two deployments to compare")?;
+            let (i, j) = s
+                .default_diff_pair()
+                .context("need two deployments to compare")?;
             (s.deployments()[i].clone(), s.deployments()[j].clone())
         }
     };
@@ -482,7 +638,17 @@ fn diff(s: &Sysroot, a: Option<String>, b: Option<String>, json: bool) -> Result
         println!("{}", serde_json::to_string_pretty(&d)?);
         return Ok(());
     }
-    let label = |r: &kiln_sysroot::diff::DeploymentRef| format!("{}.{}{}", r.checksum, r.serial, r.version.as_ref().map(|v| format!(" ({v})")).unwrap_or_default());
+    let label = |r: &kiln_sysroot::diff::DeploymentRef| {
+        format!(
+            "{}.{}{}",
+            r.checksum,
+            r.serial,
+            r.version
+                .as_ref()
+                .map(|v| format!(" ({v})"))
+                .unwrap_or_default()
+        )
+    };
     println!("From {}", label(&d.from));
     println!("  To {}", label(&d.to));
     for p in &d.added {
@@ -494,7 +660,12 @@ fn diff(s: &Sysroot, a: Option<String>, b: Option<String>, json: bool) -> Result
     for p in &d.removed {
         println!("  D {p}");
     }
-    println!("{} added, {} modified, {} removed", d.added.len(), d.modified.len(), d.removed.len());
+    println!(
+        "{} added, {} modified, {} removed",
+        d.added.len(),
+        d.modified.len(),
+        d.removed.len()
+    );
     Ok(())
 }
 
@@ -506,9 +677,19 @@ fn df(s: &Sysroot, json: bool) -> Result<()> {
     }
     let f = kiln_store::util::format_size;
     println!("{:<44} {:>12} {:>12}", "WHAT", "OWN", "SHARED");
-    println!("{:<44} {:>12} {:>12}", "repo (ostree/repo)", f(u.repo_bytes), "-");
+    println!(
+        "{:<44} {:>12} {:>12}",
+        "repo (ostree/repo)",
+        f(u.repo_bytes),
+        "-"
+    );
     for d in &u.deployments {
-        println!("{:<44} {:>12} {:>12}", format!("deployment {} {}.{}", d.index, &d.checksum[..12], d.serial), f(d.exclusive_bytes), f(d.shared_bytes));
+        println!(
+            "{:<44} {:>12} {:>12}",
+            format!("deployment {} {}.{}", d.index, &d.checksum[..12], d.serial),
+            f(d.exclusive_bytes),
+            f(d.shared_bytes)
+        );
     }
     println!("{:<44} {:>12} {:>12}", "/var", f(u.var_bytes), "-");
     println!("{:<44} {:>12} {:>12}", "/boot", f(u.boot_bytes), "-");

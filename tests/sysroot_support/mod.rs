@@ -15,7 +15,12 @@ pub const TS: &str = "--timestamp=2021-01-01T00:00:00Z";
 /// Skip (return false) unless root with `ostree` on PATH.
 pub fn have_env() -> bool {
     let root = rustix::process::geteuid().is_root();
-    let ostree = Command::new("ostree").arg("--version").stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    let ostree = Command::new("ostree")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if root && ostree {
         return true;
     }
@@ -27,7 +32,9 @@ pub fn have_env() -> bool {
 }
 
 pub fn kiln_bin() -> PathBuf {
-    std::env::var_os("KILN_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kiln")))
+    std::env::var_os("KILN_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kiln")))
 }
 
 pub fn kiln() -> Command {
@@ -40,14 +47,21 @@ pub fn ostree() -> Command {
 
 pub fn out(mut cmd: impl std::borrow::BorrowMut<Command>) -> Output {
     let cmd = cmd.borrow_mut();
-    cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Run, require success, return stdout.
 pub fn ok(mut cmd: impl std::borrow::BorrowMut<Command>) -> String {
     let cmd = cmd.borrow_mut();
     let o = out(&mut *cmd);
-    assert!(o.status.success(), "{cmd:?} failed: {}\nstdout: {}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed: {}\nstdout: {}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
@@ -55,7 +69,11 @@ pub fn ok(mut cmd: impl std::borrow::BorrowMut<Command>) -> String {
 pub fn fails(mut cmd: impl std::borrow::BorrowMut<Command>) -> String {
     let cmd = cmd.borrow_mut();
     let o = out(&mut *cmd);
-    assert!(!o.status.success(), "{cmd:?} should fail; stdout: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        !o.status.success(),
+        "{cmd:?} should fail; stdout: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
@@ -105,11 +123,17 @@ pub fn make_tree(dir: &Path, spec: &TreeSpec) {
     fs::create_dir_all(&m).unwrap();
     let mut k = format!("kernel {}\n", spec.kernel).into_bytes();
     if spec.kernel_size > k.len() {
-        let fill: Vec<u8> = (0..spec.kernel_size - k.len()).map(|i| (i % 251) as u8 ^ spec.kernel.as_bytes()[0]).collect();
+        let fill: Vec<u8> = (0..spec.kernel_size - k.len())
+            .map(|i| (i % 251) as u8 ^ spec.kernel.as_bytes()[0])
+            .collect();
         k.extend(fill);
     }
     fs::write(m.join("vmlinuz"), &k).unwrap();
-    fs::write(m.join("initramfs.img"), format!("initramfs {}\n", spec.kernel)).unwrap();
+    fs::write(
+        m.join("initramfs.img"),
+        format!("initramfs {}\n", spec.kernel),
+    )
+    .unwrap();
     let mut osr = "ID=fakeos\n".to_string();
     if let Some(p) = &spec.pretty_name {
         osr.push_str(&format!("PRETTY_NAME=\"{p}\"\n"));
@@ -135,7 +159,12 @@ pub fn make_tree(dir: &Path, spec: &TreeSpec) {
         fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::os::unix::fs::symlink("sysroot/ostree", dir.join("ostree")).unwrap();
-    for (l, t) in [("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64"), ("sbin", "usr/sbin")] {
+    for (l, t) in [
+        ("bin", "usr/bin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+        ("sbin", "usr/sbin"),
+    ] {
         std::os::unix::fs::symlink(t, dir.join(l)).unwrap();
     }
 }
@@ -187,7 +216,21 @@ impl Tool {
 /// `find -printf` of a sysroot without repo objects and lock files:
 /// type/mode, links, owner, size, path, symlink target.
 pub fn listing(root: &Path) -> String {
-    let o = ok(Command::new("find").current_dir(root).args([".", "-path", "./ostree/repo/objects", "-prune", "-o", "!", "-name", ".lock", "!", "-name", "lock", "-printf", "%M %n %u %g %s %p %l\n"]));
+    let o = ok(Command::new("find").current_dir(root).args([
+        ".",
+        "-path",
+        "./ostree/repo/objects",
+        "-prune",
+        "-o",
+        "!",
+        "-name",
+        ".lock",
+        "!",
+        "-name",
+        "lock",
+        "-printf",
+        "%M %n %u %g %s %p %l\n",
+    ]));
     let mut lines: Vec<&str> = o.lines().collect();
     lines.sort_by_key(|l| l.split(' ').nth(5).unwrap_or("").to_string());
     lines.join("\n")
@@ -195,7 +238,9 @@ pub fn listing(root: &Path) -> String {
 
 /// The objects of a sysroot's repo (names only).
 pub fn objects(root: &Path) -> Vec<String> {
-    let o = ok(Command::new("find").current_dir(root.join("ostree/repo")).args(["objects", "-type", "f"]));
+    let o = ok(Command::new("find")
+        .current_dir(root.join("ostree/repo"))
+        .args(["objects", "-type", "f"]));
     let mut v: Vec<String> = o.lines().map(str::to_string).collect();
     v.sort();
     v
@@ -205,7 +250,16 @@ pub fn objects(root: &Path) -> Vec<String> {
 pub fn entries(root: &Path) -> Vec<(String, String)> {
     let dir = root.join("boot/loader/entries");
     let mut v: Vec<(String, String)> = fs::read_dir(&dir)
-        .map(|rd| rd.flatten().map(|e| (e.file_name().to_string_lossy().to_string(), fs::read_to_string(e.path()).unwrap())).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().to_string(),
+                        fs::read_to_string(e.path()).unwrap(),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -234,7 +288,12 @@ pub fn deployment_dirs(root: &Path) -> Vec<String> {
 
 /// Remove a scratch sysroot (deployment roots are immutable).
 pub fn rm_sysroot(root: &Path) {
-    let _ = Command::new("chattr").arg("-R").arg("-i").arg(root).stderr(Stdio::null()).status();
+    let _ = Command::new("chattr")
+        .arg("-R")
+        .arg("-i")
+        .arg(root)
+        .stderr(Stdio::null())
+        .status();
     let _ = fs::remove_dir_all(root);
 }
 
@@ -245,7 +304,12 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Scratch {
-        Scratch { dir: tempfile::Builder::new().prefix("kiln-sysroot-").tempdir_in(std::env::var("KILN_TEST_TMP").unwrap_or_else(|_| "/var/tmp".into())).unwrap() }
+        Scratch {
+            dir: tempfile::Builder::new()
+                .prefix("kiln-sysroot-")
+                .tempdir_in(std::env::var("KILN_TEST_TMP").unwrap_or_else(|_| "/var/tmp".into()))
+                .unwrap(),
+        }
     }
     pub fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
@@ -254,7 +318,13 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = Command::new("chattr").arg("-R").arg("-i").arg(self.dir.path()).stderr(Stdio::null()).stdout(Stdio::null()).status();
+        let _ = Command::new("chattr")
+            .arg("-R")
+            .arg("-i")
+            .arg(self.dir.path())
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .status();
     }
 }
 
@@ -293,8 +363,16 @@ impl Pair {
 
     /// The two sysroots are the same tree, entries, objects.
     pub fn assert_same(&self, what: &str) {
-        assert_eq!(listing(&self.k), listing(&self.o), "{what}: trees differ (left kiln, right ostree)");
-        assert_eq!(entries(&self.k), entries(&self.o), "{what}: BLS entries differ");
+        assert_eq!(
+            listing(&self.k),
+            listing(&self.o),
+            "{what}: trees differ (left kiln, right ostree)"
+        );
+        assert_eq!(
+            entries(&self.k),
+            entries(&self.o),
+            "{what}: BLS entries differ"
+        );
         assert_eq!(objects(&self.k), objects(&self.o), "{what}: objects differ");
     }
 }

@@ -3,7 +3,14 @@
 //! written first in a fixed order, extra `initrd` lines kept as overlays.
 
 /// The keys ostree writes first, in this order.
-const ORDER: [&str; 6] = ["title", "version", "options", "devicetree", "linux", "initrd"];
+const ORDER: [&str; 6] = [
+    "title",
+    "version",
+    "options",
+    "devicetree",
+    "linux",
+    "initrd",
+];
 
 /// One BLS entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,7 +28,9 @@ impl BootEntry {
             if !line.starts_with(|c: char| c.is_ascii_alphabetic()) {
                 continue;
             }
-            let Some(pos) = line.find([' ', '\t']) else { continue };
+            let Some(pos) = line.find([' ', '\t']) else {
+                continue;
+            };
             let (k, v) = (&line[..pos], &line[pos + 1..]);
             if k == "initrd" && e.get("initrd").is_some() {
                 e.overlay_initrds.push(v.to_string());
@@ -33,7 +42,10 @@ impl BootEntry {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.keys.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.keys
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Set a key, keeping the position of an existing one.
@@ -85,7 +97,9 @@ impl BootEntry {
 
     /// The value of the `ostree=` kernel argument.
     pub fn ostree_karg(&self) -> Option<&str> {
-        self.get("options")?.split(' ').find_map(|a| a.strip_prefix("ostree="))
+        self.get("options")?
+            .split(' ')
+            .find_map(|a| a.strip_prefix("ostree="))
     }
 }
 

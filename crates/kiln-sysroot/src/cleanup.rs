@@ -36,7 +36,9 @@ pub(crate) fn list_deployment_dirs(sysroot: &std::path::Path) -> Result<Vec<(Str
         }
         let osname = os.file_name().to_string_lossy().to_string();
         let dir = os.path().join("deploy");
-        let Ok(rd2) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd2) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in rd2 {
             let e = e.map_err(|e| Error::io(&dir, e))?;
             if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -93,7 +95,11 @@ impl Sysroot {
 
     fn cleanup_old_deployments(&self, report: &mut CleanupReport) -> Result<()> {
         let active: HashSet<String> = self.deployments.iter().map(|d| d.relpath()).collect();
-        let bootcsums: HashSet<&str> = self.deployments.iter().map(|d| d.bootcsum.as_str()).collect();
+        let bootcsums: HashSet<&str> = self
+            .deployments
+            .iter()
+            .map(|d| d.bootcsum.as_str())
+            .collect();
         let root_id = fsutil::dev_ino(&self.opts.root).ok();
         for (os, name) in list_deployment_dirs(&self.opts.path)? {
             let rel = format!("ostree/deploy/{os}/deploy/{name}");
@@ -123,9 +129,15 @@ impl Sysroot {
     fn generate_deployment_refs(&self) -> Result<()> {
         let (b, s) = (self.bootversion, self.subbootversion);
         let heads = self.repo.path().join("refs/heads/ostree");
-        for prefix in [format!("{}/0", 1 - b), format!("{}/1", 1 - b), format!("{b}/{}", 1 - s)] {
+        for prefix in [
+            format!("{}/0", 1 - b),
+            format!("{}/1", 1 - b),
+            format!("{b}/{}", 1 - s),
+        ] {
             let dir = heads.join(prefix);
-            let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for e in rd.flatten() {
                 if e.file_type().map(|t| t.is_file()).unwrap_or(false) {
                     std::fs::remove_file(e.path()).map_err(|err| Error::io(&e.path(), err))?;
@@ -133,7 +145,8 @@ impl Sysroot {
             }
         }
         for (i, d) in self.deployments.iter().enumerate() {
-            self.repo.set_ref(&format!("ostree/{b}/{s}/{i}"), Some(&d.csum))?;
+            self.repo
+                .set_ref(&format!("ostree/{b}/{s}/{i}"), Some(&d.csum))?;
         }
         Ok(())
     }
@@ -146,12 +159,22 @@ impl Sysroot {
         self.cleanup_old_deployments(&mut report)?;
         self.generate_deployment_refs()?;
         if prune {
-            let opts = PruneOptions { refs_only: true, depth: 0, ..Default::default() };
-            let r = self.repo.prune(&opts).map_err(|e| Error::invalid(format!("Pruning system repository: {e}")))?;
+            let opts = PruneOptions {
+                refs_only: true,
+                depth: 0,
+                ..Default::default()
+            };
+            let r = self
+                .repo
+                .prune(&opts)
+                .map_err(|e| Error::invalid(format!("Pruning system repository: {e}")))?;
             report.objects_pruned = r.objects_pruned;
             report.bytes_freed = r.bytes_freed;
             if r.bytes_freed > 0 {
-                self.message(&format!("Freed objects: {}", kiln_store::util::format_size(r.bytes_freed)));
+                self.message(&format!(
+                    "Freed objects: {}",
+                    kiln_store::util::format_size(r.bytes_freed)
+                ));
             }
         }
         Ok(report)

@@ -51,14 +51,20 @@ pub struct WriteFlags {
 /// Parse a full checksum or a refspec the way `ostree admin deploy` takes it.
 pub(crate) fn resolve(repo: &kiln_store::Repo, rev: &str) -> Result<Checksum> {
     if rev.len() == 64 && Checksum::is_hex(rev) {
-        let c: Checksum = rev.parse().map_err(|_| kiln_store::Error::BadRef(rev.to_string()))?;
+        let c: Checksum = rev
+            .parse()
+            .map_err(|_| kiln_store::Error::BadRef(rev.to_string()))?;
         if !repo.has_object(&c, kiln_store::ObjectType::Commit) {
-            return Err(Error::invalid(format!("Checking out deployment tree: No such metadata object {c}.commit")));
+            return Err(Error::invalid(format!(
+                "Checking out deployment tree: No such metadata object {c}.commit"
+            )));
         }
         return Ok(c);
     }
     kiln_store::refs::RefSpec::parse(rev)?;
-    Ok(repo.resolve_ref(rev)?.ok_or_else(|| kiln_store::Error::RefNotFound(rev.to_string()))?)
+    Ok(repo
+        .resolve_ref(rev)?
+        .ok_or_else(|| kiln_store::Error::RefNotFound(rev.to_string()))?)
 }
 
 pub(crate) fn origin_for_refspec(refspec: &str) -> KeyFile {
@@ -84,7 +90,13 @@ impl Sysroot {
     }
 
     /// Check out `csum`, find its kernel, copy `/usr/etc` to `/etc`.
-    fn initialize_deployment(&self, osname: &str, csum: &Checksum, origin: KeyFile, kargs: Option<&[String]>) -> Result<Deployment> {
+    fn initialize_deployment(
+        &self,
+        osname: &str,
+        csum: &Checksum,
+        origin: KeyFile,
+        kargs: Option<&[String]>,
+    ) -> Result<Deployment> {
         let serial = self.allocate_serial(osname, csum)?;
         let mut d = Deployment {
             index: 0,
@@ -93,16 +105,26 @@ impl Sysroot {
             serial,
             bootcsum: String::new(),
             bootserial: 0,
-            bootconfig: BootEntry::from_options(kargs.map(|k| KernelArgs::parse(&k.join(" ")).to_string()).as_deref()),
+            bootconfig: BootEntry::from_options(
+                kargs
+                    .map(|k| KernelArgs::parse(&k.join(" ")).to_string())
+                    .as_deref(),
+            ),
             origin: Some(origin),
             staged: false,
         };
-        let osdeploy = self.opts.path.join(format!("ostree/deploy/{osname}/deploy"));
+        let osdeploy = self
+            .opts
+            .path
+            .join(format!("ostree/deploy/{osname}/deploy"));
         fsutil::mkdir_p(&osdeploy, 0o775)?;
         let root = self.deployment_path(&d);
         fsutil::rm_rf(&root)?;
         let res = (|| -> Result<()> {
-            let co = CheckoutOptions { no_fsync: true, ..Default::default() };
+            let co = CheckoutOptions {
+                no_fsync: true,
+                ..Default::default()
+            };
             self.repo.checkout(csum, &root, &co, &Progress::new())?;
             failpoint::hit("deploy:after-checkout");
             d.bootcsum = kernel::find_kernel(&root)?.bootcsum;
@@ -128,7 +150,12 @@ impl Sysroot {
             return fsutil::copy_dir_recurse(&usretc, &etc);
         }
         if usretc_exists {
-            let co = CheckoutOptions { no_fsync: true, force_copy: true, subpath: Some("/usr/etc".into()), ..Default::default() };
+            let co = CheckoutOptions {
+                no_fsync: true,
+                force_copy: true,
+                subpath: Some("/usr/etc".into()),
+                ..Default::default()
+            };
             self.repo.checkout(&d.csum, &etc, &co, &Progress::new())?;
         }
         Ok(())
@@ -151,12 +178,20 @@ impl Sysroot {
                 }
             }
             let diff = crate::etc_merge::merge(&self.deployment_path(m), &root)?;
-            self.message(&format!("Copying /etc changes: {} modified, {} removed, {} added", diff.modified.len(), diff.removed.len(), diff.added.len()));
+            self.message(&format!(
+                "Copying /etc changes: {} modified, {} removed, {} added",
+                diff.modified.len(),
+                diff.removed.len(),
+                diff.added.len()
+            ));
             failpoint::hit("deploy:after-etc-merge");
         }
         let var = self.var_dir(&d.osname);
         if !var.is_dir() {
-            return Err(Error::NoStateroot { osname: d.osname.clone(), path: var });
+            return Err(Error::NoStateroot {
+                osname: d.osname.clone(),
+                path: var,
+            });
         }
         fsutil::rm_rf(&root.join("etc/.updated"))?;
         fsutil::rm_rf(&var.join(".updated"))?;
@@ -172,7 +207,11 @@ impl Sysroot {
 
     pub(crate) fn write_origin(&self, d: &Deployment) -> Result<()> {
         if let Some(o) = &d.origin {
-            fsutil::write_file(&self.opts.path.join(d.origin_relpath()), o.to_string().as_bytes(), 0o644)?;
+            fsutil::write_file(
+                &self.opts.path.join(d.origin_relpath()),
+                o.to_string().as_bytes(),
+                0o644,
+            )?;
         }
         Ok(())
     }
@@ -180,9 +219,18 @@ impl Sysroot {
     /// Add `new` to the list as `ostree_sysroot_simple_write_deployment`
     /// does: default (first) unless `not_default`; keep the booted, the
     /// merge, pinned ones and other stateroots; drop the rest unless told.
-    pub fn simple_write_deployment(&mut self, osname: Option<&str>, new: Deployment, merge: Option<&Deployment>, flags: WriteFlags, postclean: bool) -> Result<WriteOutcome> {
+    pub fn simple_write_deployment(
+        &mut self,
+        osname: Option<&str>,
+        new: Deployment,
+        merge: Option<&Deployment>,
+        flags: WriteFlags,
+        postclean: bool,
+    ) -> Result<WriteOutcome> {
         let booted = self.booted_deployment().cloned();
-        let osname = osname.map(str::to_string).or(booted.as_ref().map(|b| b.osname.clone()));
+        let osname = osname
+            .map(str::to_string)
+            .or(booted.as_ref().map(|b| b.osname.clone()));
         let mut retain = flags.retain;
         if booted.is_none() && merge.is_none() && (flags.retain_pending || flags.retain_rollback) {
             retain = true;
@@ -204,7 +252,11 @@ impl Sysroot {
             if is_merge {
                 before_merge = false;
             }
-            let crossed = if booted.is_some() { !before_booted } else { !before_merge };
+            let crossed = if booted.is_some() {
+                !before_booted
+            } else {
+                !before_merge
+            };
             if retain
                 || d.is_pinned()
                 || !os_matches
@@ -226,15 +278,25 @@ impl Sysroot {
         self.write_deployments(list, postclean)
     }
 
-    fn compute_kargs(&self, opts: &DeployOptions, merge: Option<&Deployment>) -> Result<Option<Vec<String>>> {
+    fn compute_kargs(
+        &self,
+        opts: &DeployOptions,
+        merge: Option<&Deployment>,
+    ) -> Result<Option<Vec<String>>> {
         if opts.proc_cmdline.is_some() && opts.karg_none {
-            return Err(Error::Kargs("Can't specify both --karg-proc-cmdline and --karg-none".into()));
+            return Err(Error::Kargs(
+                "Can't specify both --karg-proc-cmdline and --karg-none".into(),
+            ));
         }
         if opts.karg_none && opts.karg_delete.is_some() {
-            return Err(Error::Kargs("Can't specify both --karg-none and --karg-delete".into()));
+            return Err(Error::Kargs(
+                "Can't specify both --karg-none and --karg-delete".into(),
+            ));
         }
         if opts.no_merge && opts.karg_delete.is_some() {
-            return Err(Error::Kargs("Can't specify both --no-merge and --karg-delete".into()));
+            return Err(Error::Kargs(
+                "Can't specify both --no-merge and --karg-delete".into(),
+            ));
         }
         let mut kargs: Option<KernelArgs> = None;
         if opts.karg_none {
@@ -247,14 +309,20 @@ impl Sysroot {
                 }
             }
             kargs = Some(k);
-        } else if let Some(m) = merge.filter(|_| !opts.karg.is_empty() || !opts.karg_append.is_empty() || opts.karg_delete.is_some()) {
+        } else if let Some(m) = merge.filter(|_| {
+            !opts.karg.is_empty() || !opts.karg_append.is_empty() || opts.karg_delete.is_some()
+        }) {
             kargs = Some(KernelArgs::parse(m.options().unwrap_or("")));
         }
         if !opts.karg.is_empty() {
-            kargs.get_or_insert_with(KernelArgs::new).replace_all(opts.karg.iter().map(String::as_str));
+            kargs
+                .get_or_insert_with(KernelArgs::new)
+                .replace_all(opts.karg.iter().map(String::as_str));
         }
         if !opts.karg_append.is_empty() {
-            kargs.get_or_insert_with(KernelArgs::new).append_all(opts.karg_append.iter().map(String::as_str));
+            kargs
+                .get_or_insert_with(KernelArgs::new)
+                .append_all(opts.karg_append.iter().map(String::as_str));
         }
         if let Some(del) = &opts.karg_delete {
             kargs.get_or_insert_with(KernelArgs::new).delete(del)?;
@@ -265,12 +333,20 @@ impl Sysroot {
     /// `ostree admin deploy REFSPEC`: resolve, check, deploy (or stage).
     pub fn deploy(&mut self, refspec: &str, opts: &DeployOptions) -> Result<Deployment> {
         let csum = resolve(&self.repo, refspec)?;
-        let origin = opts.origin.clone().unwrap_or_else(|| origin_for_refspec(refspec));
+        let origin = opts
+            .origin
+            .clone()
+            .unwrap_or_else(|| origin_for_refspec(refspec));
         self.deploy_commit(&csum, origin, opts)
     }
 
     /// Deploy a resolved commit with this origin.
-    pub fn deploy_commit(&mut self, csum: &Checksum, origin: KeyFile, opts: &DeployOptions) -> Result<Deployment> {
+    pub fn deploy_commit(
+        &mut self,
+        csum: &Checksum,
+        origin: KeyFile,
+        opts: &DeployOptions,
+    ) -> Result<Deployment> {
         let osname = match (&opts.osname, self.booted_deployment()) {
             (Some(o), _) => o.clone(),
             (None, Some(b)) => b.osname.clone(),
@@ -278,20 +354,31 @@ impl Sysroot {
         };
         validate_osname(&osname)?;
         if !self.has_stateroot(&osname) {
-            return Err(Error::NoStateroot { path: self.opts.path.join(format!("ostree/deploy/{osname}/var")), osname });
+            return Err(Error::NoStateroot {
+                path: self.opts.path.join(format!("ostree/deploy/{osname}/var")),
+                osname,
+            });
         }
         if opts.stage {
             if self.booted_deployment().is_none() {
                 return Err(Error::CannotStage);
             }
             if opts.retain_pending || opts.retain_rollback {
-                return Err(Error::invalid("--stage cannot currently be combined with --retain arguments"));
+                return Err(Error::invalid(
+                    "--stage cannot currently be combined with --retain arguments",
+                ));
             }
             if opts.not_as_default {
-                return Err(Error::invalid("--stage cannot currently be combined with --not-as-default"));
+                return Err(Error::invalid(
+                    "--stage cannot currently be combined with --not-as-default",
+                ));
             }
         }
-        let merge = if opts.no_merge { None } else { self.merge_deployment(Some(&osname)).cloned() };
+        let merge = if opts.no_merge {
+            None
+        } else {
+            self.merge_deployment(Some(&osname)).cloned()
+        };
         let kargs = self.compute_kargs(opts, merge.as_ref())?;
         // Refuse before changing anything: no kernel, not enough space.
         crate::space::check_deploy_space(self, csum, &osname)?;
@@ -303,7 +390,12 @@ impl Sysroot {
         let root = self.deployment_path(&d);
         let res = (|| -> Result<()> {
             self.finalize_deployment(&mut d, merge.as_ref())?;
-            let flags = WriteFlags { retain: opts.retain, retain_pending: opts.retain_pending, retain_rollback: opts.retain_rollback, not_default: opts.not_as_default };
+            let flags = WriteFlags {
+                retain: opts.retain,
+                retain_pending: opts.retain_pending,
+                retain_rollback: opts.retain_rollback,
+                not_default: opts.not_as_default,
+            };
             self.simple_write_deployment(Some(&osname), d.clone(), merge.as_ref(), flags, false)?;
             Ok(())
         })();
@@ -316,18 +408,34 @@ impl Sysroot {
             return Err(e);
         }
         self.cleanup(!opts.no_prune)?;
-        let new = self.deployments.iter().find(|x| x.same(&d)).cloned().unwrap_or(d);
+        let new = self
+            .deployments
+            .iter()
+            .find(|x| x.same(&d))
+            .cloned()
+            .unwrap_or(d);
         Ok(new)
     }
 
-    fn stage(&mut self, d: Deployment, merge: Option<&Deployment>, kargs: Option<Vec<String>>, lock_finalization: bool) -> Result<Deployment> {
+    fn stage(
+        &mut self,
+        d: Deployment,
+        merge: Option<&Deployment>,
+        kargs: Option<Vec<String>>,
+        lock_finalization: bool,
+    ) -> Result<Deployment> {
         let run = self.opts.run_dir.clone();
         if lock_finalization {
             fsutil::mkdir_p(&run.join("ostree"), 0o755)?;
             fsutil::write_file(&run.join(STAGED_LOCKED), b"", 0o640)?;
         }
         self.write_origin(&d)?;
-        let st = StagedState { target: StagedRef::of(&d), merge: merge.map(StagedRef::of), kargs, overlay_initrds: None };
+        let st = StagedState {
+            target: StagedRef::of(&d),
+            merge: merge.map(StagedRef::of),
+            kargs,
+            overlay_initrds: None,
+        };
         st.write(&run)?;
         failpoint::hit("stage:after-state");
         if let Some(old) = self.staged_deployment().cloned() {
@@ -350,13 +458,20 @@ impl Sysroot {
         }
         let res = self.finalize_staged_inner();
         if let Err(e) = &res {
-            let _ = fsutil::write_file(&self.opts.path.join("boot").join(FINALIZE_FAILURE), e.to_string().as_bytes(), 0o644);
+            let _ = fsutil::write_file(
+                &self.opts.path.join("boot").join(FINALIZE_FAILURE),
+                e.to_string().as_bytes(),
+                0o644,
+            );
         }
         res
     }
 
     fn finalize_staged_inner(&mut self) -> Result<bool> {
-        let (Some(st), Some(mut staged)) = (self.staged.clone(), self.staged_deployment().cloned()) else { return Ok(false) };
+        let (Some(st), Some(mut staged)) = (self.staged.clone(), self.staged_deployment().cloned())
+        else {
+            return Ok(false);
+        };
         if self.opts.run_dir.join(STAGED_LOCKED).exists() {
             tracing::info!("Not finalizing; found {}", STAGED_LOCKED);
             return Ok(false);
@@ -367,7 +482,12 @@ impl Sysroot {
                     .iter()
                     .find(|d| !d.staged && m.matches(d))
                     .cloned()
-                    .ok_or_else(|| Error::invalid(format!("Failed to find merge deployment {} for staged", m.name)))?,
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "Failed to find merge deployment {} for staged",
+                            m.name
+                        ))
+                    })?,
             ),
             None => None,
         };
@@ -378,7 +498,13 @@ impl Sysroot {
         self.deployments.remove(0);
         self.staged = None;
         let osname = staged.osname.clone();
-        self.simple_write_deployment(Some(&osname), staged, merge.as_ref(), WriteFlags::default(), false)?;
+        self.simple_write_deployment(
+            Some(&osname),
+            staged,
+            merge.as_ref(),
+            WriteFlags::default(),
+            false,
+        )?;
         self.cleanup(false)?;
         Ok(true)
     }
@@ -404,7 +530,12 @@ impl Sysroot {
         if d.staged {
             return Err(Error::invalid("Cannot make a staged deployment the default; it becomes the default when finalized"));
         }
-        let mut list: Vec<Deployment> = self.deployments.iter().filter(|x| !x.staged).cloned().collect();
+        let mut list: Vec<Deployment> = self
+            .deployments
+            .iter()
+            .filter(|x| !x.staged)
+            .cloned()
+            .collect();
         list.retain(|x| !x.same(&d));
         list.insert(0, d);
         self.write_deployments(list, true)
@@ -419,13 +550,17 @@ impl Sysroot {
             Some(b) => {
                 if list.first().is_some_and(|f| f.same(b)) {
                     let (_, rollback) = self.query_deployments_for(None);
-                    let r = rollback.ok_or_else(|| Error::invalid("No rollback deployment found"))?;
+                    let r =
+                        rollback.ok_or_else(|| Error::invalid("No rollback deployment found"))?;
                     Ok(r.index)
                 } else {
                     Ok(b.index)
                 }
             }
-            None => list.get(1).map(|d| d.index).ok_or_else(|| Error::invalid("No rollback deployment found")),
+            None => list
+                .get(1)
+                .map(|d| d.index)
+                .ok_or_else(|| Error::invalid("No rollback deployment found")),
         }
     }
 
@@ -484,7 +619,12 @@ impl OptEq for Option<&str> {
 
 /// A stateroot name is one path component.
 pub(crate) fn validate_osname(osname: &str) -> Result<()> {
-    if osname.is_empty() || osname == "." || osname == ".." || osname.contains('/') || osname.contains('\0') {
+    if osname.is_empty()
+        || osname == "."
+        || osname == ".."
+        || osname.contains('/')
+        || osname.contains('\0')
+    {
         return Err(Error::BadOsname(osname.to_string()));
     }
     Ok(())

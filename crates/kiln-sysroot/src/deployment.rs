@@ -41,7 +41,11 @@ pub struct Deployment {
 
 impl Deployment {
     pub fn id(&self) -> DeploymentId {
-        DeploymentId { osname: self.osname.clone(), checksum: self.csum, serial: self.serial }
+        DeploymentId {
+            osname: self.osname.clone(),
+            checksum: self.csum,
+            serial: self.serial,
+        }
     }
 
     pub fn same(&self, other: &Deployment) -> bool {

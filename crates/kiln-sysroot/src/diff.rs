@@ -25,14 +25,25 @@ pub struct DeploymentDiff {
 
 impl Sysroot {
     fn dref(&self, d: &Deployment) -> DeploymentRef {
-        DeploymentRef { index: d.index, checksum: d.csum.to_string(), serial: d.serial, version: self.commit_version(d) }
+        DeploymentRef {
+            index: d.index,
+            checksum: d.csum.to_string(),
+            serial: d.serial,
+            version: self.commit_version(d),
+        }
     }
 
     /// Compare the trees of two deployments (directories added or removed
     /// are listed once, like `ostree diff`).
     pub fn diff_deployments(&self, from: &Deployment, to: &Deployment) -> Result<DeploymentDiff> {
         let d = self.repo.diff_commits(&from.csum, &to.csum)?;
-        Ok(DeploymentDiff { from: self.dref(from), to: self.dref(to), added: d.added, modified: d.modified, removed: d.removed })
+        Ok(DeploymentDiff {
+            from: self.dref(from),
+            to: self.dref(to),
+            added: d.added,
+            modified: d.modified,
+            removed: d.removed,
+        })
     }
 
     /// The pair `kiln diff` compares by default: booted → the next boot

@@ -57,10 +57,27 @@ impl Sysroot {
         let mut oses: Vec<&str> = self.deployments.iter().map(|d| d.osname.as_str()).collect();
         oses.dedup();
         for os in oses {
-            var_bytes += disk_usage(&self.opts.path.join(format!("ostree/deploy/{os}/var")), &mut seen).0;
+            var_bytes += disk_usage(
+                &self.opts.path.join(format!("ostree/deploy/{os}/var")),
+                &mut seen,
+            )
+            .0;
         }
         let boot_bytes = disk_usage(&self.opts.path.join("boot/ostree"), &mut seen).0
-            + disk_usage(&self.opts.path.join(format!("boot/loader.{}", self.bootversion)), &mut seen).0;
-        DiskUsage { repo_bytes, deployments, var_bytes, boot_bytes, total_bytes: total + var_bytes + boot_bytes }
+            + disk_usage(
+                &self
+                    .opts
+                    .path
+                    .join(format!("boot/loader.{}", self.bootversion)),
+                &mut seen,
+            )
+            .0;
+        DiskUsage {
+            repo_bytes,
+            deployments,
+            var_bytes,
+            boot_bytes,
+            total_bytes: total + var_bytes + boot_bytes,
+        }
     }
 }

@@ -67,7 +67,10 @@ fn add_recurse(dir: &Path, rel: &str, out: &mut EtcDiff) -> Result<()> {
         let p = dir.join(&name);
         let r = join(rel, &name);
         out.added.push(r.clone());
-        if std::fs::symlink_metadata(&p).map_err(|e| Error::io(&p, e))?.is_dir() {
+        if std::fs::symlink_metadata(&p)
+            .map_err(|e| Error::io(&p, e))?
+            .is_dir()
+        {
             add_recurse(&p, &r, out)?;
         }
     }
@@ -91,7 +94,10 @@ pub fn diff_dirs(orig: &Path, modified: &Path, rel: &str, out: &mut EtcDiff) -> 
             Err(e) => return Err(Error::io(&pb, e)),
         };
         let (ta, tb) = (sa.file_type(), sb.file_type());
-        let same_type = (ta.is_dir() == tb.is_dir()) && (ta.is_file() == tb.is_file()) && (ta.is_symlink() == tb.is_symlink()) && (ta.is_fifo() == tb.is_fifo());
+        let same_type = (ta.is_dir() == tb.is_dir())
+            && (ta.is_file() == tb.is_file())
+            && (ta.is_symlink() == tb.is_symlink())
+            && (ta.is_fifo() == tb.is_fifo());
         if !same_type {
             out.modified.push(r);
             continue;
@@ -110,7 +116,10 @@ pub fn diff_dirs(orig: &Path, modified: &Path, rel: &str, out: &mut EtcDiff) -> 
         let pb = db.join(&name);
         let r = join(rel, &name);
         out.added.push(r.clone());
-        if std::fs::symlink_metadata(&pb).map_err(|e| Error::io(&pb, e))?.is_dir() {
+        if std::fs::symlink_metadata(&pb)
+            .map_err(|e| Error::io(&pb, e))?
+            .is_dir()
+        {
             add_recurse(&pb, &r, out)?;
         }
     }
@@ -129,7 +138,10 @@ fn ensure_dir_from_template(modified: &Path, new: &Path, rel: &str) -> Result<()
             if let Some((parent, _)) = rel.rsplit_once('/') {
                 ensure_dir_from_template(modified, new, parent)?;
             }
-            std::fs::DirBuilder::new().mode(0o700).create(&target).map_err(|e| Error::io(&target, e))?;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&target)
+                .map_err(|e| Error::io(&target, e))?;
         }
         Err(e) => return Err(Error::io(&target, e)),
     }
@@ -146,7 +158,12 @@ fn copy_modified(modified: &Path, new: &Path, rel: &str) -> Result<()> {
     match std::fs::symlink_metadata(&dest) {
         Ok(sn) if sn.is_dir() => {
             if !sm.is_dir() {
-                return Err(Error::EtcMerge { path: dest, why: format!("Modified config file newly defaults to directory '{rel}', cannot merge") });
+                return Err(Error::EtcMerge {
+                    path: dest,
+                    why: format!(
+                        "Modified config file newly defaults to directory '{rel}', cannot merge"
+                    ),
+                });
             }
             // Its contents are merged entry by entry.
             return Ok(());
@@ -175,7 +192,10 @@ pub fn merge(old_deploy: &Path, new_deploy: &Path) -> Result<EtcDiff> {
     let mut d = EtcDiff::default();
     let wrap = |e: Error| match e {
         e @ Error::EtcMerge { .. } => e,
-        e => Error::EtcMerge { path: new.clone(), why: e.to_string() },
+        e => Error::EtcMerge {
+            path: new.clone(),
+            why: e.to_string(),
+        },
     };
     if !orig.is_dir() || !modified.is_dir() {
         return Ok(d);

@@ -35,30 +35,46 @@ pub fn rm_rf(path: &Path) -> Result<()> {
 /// systems without the flag (tmpfs, overlayfs) are ignored, like ostree.
 pub fn set_immutable(path: &Path, on: bool) -> Result<()> {
     use rustix::fs::{IFlags, Mode, OFlags};
-    let fd = match rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+    let fd = match rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) if !on => return Ok(()),
         Err(e) => return Err(Error::rio(path, e)),
     };
     let flags = match rustix::fs::ioctl_getflags(&fd) {
         Ok(f) => f,
-        Err(rustix::io::Errno::NOTTY | rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => return Ok(()),
+        Err(rustix::io::Errno::NOTTY | rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => {
+            return Ok(())
+        }
         Err(e) => return Err(Error::rio(path, e)),
     };
-    let new = if on { flags | IFlags::IMMUTABLE } else { flags - IFlags::IMMUTABLE };
+    let new = if on {
+        flags | IFlags::IMMUTABLE
+    } else {
+        flags - IFlags::IMMUTABLE
+    };
     if new == flags {
         return Ok(());
     }
     match rustix::fs::ioctl_setflags(&fd, new) {
         Ok(()) => Ok(()),
-        Err(rustix::io::Errno::NOTTY | rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => Ok(()),
+        Err(rustix::io::Errno::NOTTY | rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => {
+            Ok(())
+        }
         Err(e) => Err(Error::rio(path, e)),
     }
 }
 
 /// `mkdir -p` with `mode` (umask applies, as with `glnx_shutil_mkdir_p_at`).
 pub fn mkdir_p(path: &Path, mode: u32) -> Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(mode).create(path).map_err(|e| Error::io(path, e))
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| Error::io(path, e))
 }
 
 /// Make `link` a symlink to `target`, atomically replacing what was there.
@@ -79,7 +95,11 @@ pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(kiln_store::util::tmp_name(".tmp-"));
     let res = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(data)?;
         rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(mode))?;
         std::fs::rename(&tmp, path)
@@ -94,7 +114,10 @@ pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 /// Read a file if it exists.
 pub fn read_opt(path: &Path) -> Result<Option<String>> {
     match std::fs::read(path) {
-        Ok(b) => String::from_utf8(b).map(Some).map_err(|_| Error::Parse { path: path.to_path_buf(), why: "not UTF-8".into() }),
+        Ok(b) => String::from_utf8(b).map(Some).map_err(|_| Error::Parse {
+            path: path.to_path_buf(),
+            why: "not UTF-8".into(),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, e)),
     }
@@ -113,8 +136,10 @@ pub fn dev_ino(path: &Path) -> Result<(u64, u64)> {
 fn copy_xattrs(src: &Path, dest: &Path) -> Result<()> {
     let xattrs = kiln_store::repo::read_xattrs_pub(src).map_err(|e| Error::io(src, e))?;
     for (k, v) in xattrs {
-        let name = std::ffi::CString::new(k).map_err(|e| Error::io(src, std::io::Error::other(e)))?;
-        rustix::fs::lsetxattr(dest, name.as_c_str(), &v, rustix::fs::XattrFlags::empty()).map_err(|e| Error::rio(dest, e))?;
+        let name =
+            std::ffi::CString::new(k).map_err(|e| Error::io(src, std::io::Error::other(e)))?;
+        rustix::fs::lsetxattr(dest, name.as_c_str(), &v, rustix::fs::XattrFlags::empty())
+            .map_err(|e| Error::rio(dest, e))?;
     }
     Ok(())
 }
@@ -126,11 +151,21 @@ pub fn copy_file(src: &Path, dest: &Path) -> Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(kiln_store::util::tmp_name(".tmpcopy-"));
     let res = (|| -> Result<()> {
-        let (uid, gid) = (Some(rustix::fs::Uid::from_raw(st.uid())), Some(rustix::fs::Gid::from_raw(st.gid())));
+        let (uid, gid) = (
+            Some(rustix::fs::Uid::from_raw(st.uid())),
+            Some(rustix::fs::Gid::from_raw(st.gid())),
+        );
         if st.file_type().is_symlink() {
             let target = std::fs::read_link(src).map_err(|e| Error::io(src, e))?;
             std::os::unix::fs::symlink(&target, &tmp).map_err(|e| Error::io(&tmp, e))?;
-            rustix::fs::chownat(rustix::fs::CWD, &tmp, uid, gid, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).map_err(|e| Error::rio(&tmp, e))?;
+            rustix::fs::chownat(
+                rustix::fs::CWD,
+                &tmp,
+                uid,
+                gid,
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| Error::rio(&tmp, e))?;
             copy_xattrs(src, &tmp)?;
         } else {
             let mut input = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
@@ -144,10 +179,17 @@ pub fn copy_file(src: &Path, dest: &Path) -> Result<()> {
             std::io::copy(&mut input, &mut out).map_err(|e| Error::io(&tmp, e))?;
             rustix::fs::fchown(&out, uid, gid).map_err(|e| Error::rio(&tmp, e))?;
             copy_xattrs(src, &tmp)?;
-            rustix::fs::fchmod(&out, rustix::fs::Mode::from_raw_mode(st.mode() & 0o7777)).map_err(|e| Error::rio(&tmp, e))?;
+            rustix::fs::fchmod(&out, rustix::fs::Mode::from_raw_mode(st.mode() & 0o7777))
+                .map_err(|e| Error::rio(&tmp, e))?;
             let times = rustix::fs::Timestamps {
-                last_access: rustix::fs::Timespec { tv_sec: st.atime(), tv_nsec: st.atime_nsec() as _ },
-                last_modification: rustix::fs::Timespec { tv_sec: st.mtime(), tv_nsec: st.mtime_nsec() as _ },
+                last_access: rustix::fs::Timespec {
+                    tv_sec: st.atime(),
+                    tv_nsec: st.atime_nsec() as _,
+                },
+                last_modification: rustix::fs::Timespec {
+                    tv_sec: st.mtime(),
+                    tv_nsec: st.mtime_nsec() as _,
+                },
             };
             rustix::fs::futimens(&out, &times).map_err(|e| Error::rio(&tmp, e))?;
         }
@@ -171,8 +213,13 @@ pub fn copy_dir_attrs(src: &Path, dest: &Path) -> Result<()> {
         rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
     )
     .map_err(|e| Error::rio(dest, e))?;
-    rustix::fs::chmodat(rustix::fs::CWD, dest, rustix::fs::Mode::from_raw_mode(st.mode() & 0o7777), rustix::fs::AtFlags::empty())
-        .map_err(|e| Error::rio(dest, e))
+    rustix::fs::chmodat(
+        rustix::fs::CWD,
+        dest,
+        rustix::fs::Mode::from_raw_mode(st.mode() & 0o7777),
+        rustix::fs::AtFlags::empty(),
+    )
+    .map_err(|e| Error::rio(dest, e))
 }
 
 /// Copy a directory tree (regular files, symlinks, directories; other
@@ -200,7 +247,9 @@ pub fn copy_dir_recurse(src: &Path, dest: &Path) -> Result<()> {
 /// Bytes a tree occupies on disk (st_blocks), counting each inode once
 /// per `seen` set; returns (total, of which in inodes with nlink > 1).
 pub fn disk_usage(path: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> (u64, u64) {
-    let Ok(st) = std::fs::symlink_metadata(path) else { return (0, 0) };
+    let Ok(st) = std::fs::symlink_metadata(path) else {
+        return (0, 0);
+    };
     let mut total = 0;
     let mut shared = 0;
     if seen.insert((st.dev(), st.ino())) {
@@ -225,6 +274,10 @@ pub fn disk_usage(path: &Path, seen: &mut std::collections::HashSet<(u64, u64)>)
 /// use the reserved blocks).
 pub fn fs_free(path: &Path) -> Result<u64> {
     let st = rustix::fs::statvfs(path).map_err(|e| Error::rio(path, e))?;
-    let blocks = if rustix::process::geteuid().is_root() { st.f_bfree } else { st.f_bavail };
+    let blocks = if rustix::process::geteuid().is_root() {
+        st.f_bfree
+    } else {
+        st.f_bavail
+    };
     Ok(blocks.saturating_mul(st.f_frsize))
 }

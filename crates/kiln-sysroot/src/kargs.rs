@@ -76,14 +76,23 @@ impl KernelArgs {
     /// Delete one argument: `key` when it has a single value, or `key=value`.
     pub fn delete(&mut self, arg: &str) -> Result<()> {
         let (key, val) = split(arg);
-        let positions: Vec<usize> = self.args.iter().enumerate().filter(|(_, (k, _))| *k == key).map(|(i, _)| i).collect();
+        let positions: Vec<usize> = self
+            .args
+            .iter()
+            .enumerate()
+            .filter(|(_, (k, _))| *k == key)
+            .map(|(i, _)| i)
+            .collect();
         if positions.is_empty() {
             return Err(Error::Kargs(format!("No key '{key}' found")));
         }
         if positions.len() == 1 {
             let i = positions[0];
             if val.is_some() && self.args[i].1 != val {
-                return Err(Error::Kargs(format!("No karg '{key}={}' found", val.unwrap_or_default())));
+                return Err(Error::Kargs(format!(
+                    "No karg '{key}={}' found",
+                    val.unwrap_or_default()
+                )));
             }
             self.args.remove(i);
             return Ok(());
@@ -93,7 +102,9 @@ impl KernelArgs {
                 self.args.remove(i);
                 Ok(())
             }
-            None if val.is_none() => Err(Error::Kargs(format!("Multiple values for key '{arg}' found"))),
+            None if val.is_none() => Err(Error::Kargs(format!(
+                "Multiple values for key '{arg}' found"
+            ))),
             None => Err(Error::Kargs(format!("No karg '{arg}' found"))),
         }
     }
@@ -106,7 +117,11 @@ impl KernelArgs {
     }
 
     pub fn get_last(&self, key: &str) -> Option<Option<&str>> {
-        self.args.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_deref())
+        self.args
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_deref())
     }
 
     pub fn to_vec(&self) -> Vec<String> {

@@ -44,7 +44,15 @@ impl KernelLayout {
 
     /// Bytes the boot dir will hold.
     pub fn size(&self) -> u64 {
-        let mut n: u64 = self.files().iter().map(|(s, _)| std::fs::metadata(self.src_dir.join(s)).map(|m| m.len()).unwrap_or(0)).sum();
+        let mut n: u64 = self
+            .files()
+            .iter()
+            .map(|(s, _)| {
+                std::fs::metadata(self.src_dir.join(s))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+            })
+            .sum();
         if let (Some(d), None) = (&self.devicetree_src, &self.devicetree_namever) {
             n += crate::fsutil::disk_usage(&self.src_dir.join(d), &mut Default::default()).0;
         }
@@ -65,7 +73,11 @@ fn hash_file(h: &mut Hasher, path: &Path) -> Result<()> {
 }
 
 fn hash_dir(h: &mut Hasher, dir: &Path) -> Result<()> {
-    let mut names: Vec<_> = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
     names.sort();
     for n in names {
         let p = dir.join(&n);
@@ -96,13 +108,26 @@ fn from_usr_lib_modules(root: &Path, hash: bool) -> Result<Option<KernelLayout>>
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
     kvers.sort();
-    let Some(kver) = kvers.into_iter().find(|k| is_file(&modules.join(k).join("vmlinuz"))) else { return Ok(None) };
+    let Some(kver) = kvers
+        .into_iter()
+        .find(|k| is_file(&modules.join(k).join("vmlinuz")))
+    else {
+        return Ok(None);
+    };
     let dir = modules.join(&kver);
     let mut h = Hasher::new();
     let hash_file = |h: &mut Hasher, p: &Path| if hash { hash_file(h, p) } else { Ok(()) };
     hash_file(&mut h, &dir.join("vmlinuz"))?;
-    let mut l = KernelLayout { src_dir: dir.clone(), kernel_src: "vmlinuz".into(), kernel_namever: format!("vmlinuz-{kver}"), ..Default::default() };
-    if let Some(i) = ["initramfs.img", "initramfs"].into_iter().find(|i| dir.join(i).exists()) {
+    let mut l = KernelLayout {
+        src_dir: dir.clone(),
+        kernel_src: "vmlinuz".into(),
+        kernel_namever: format!("vmlinuz-{kver}"),
+        ..Default::default()
+    };
+    if let Some(i) = ["initramfs.img", "initramfs"]
+        .into_iter()
+        .find(|i| dir.join(i).exists())
+    {
         hash_file(&mut h, &dir.join(i))?;
         l.initramfs_src = Some(i.to_string());
         l.initramfs_namever = Some(format!("initramfs-{kver}.img"));
@@ -126,7 +151,13 @@ fn from_usr_lib_modules(root: &Path, hash: bool) -> Result<Option<KernelLayout>>
 }
 
 fn from_legacy(root: &Path) -> Result<Option<KernelLayout>> {
-    let Some(dir) = ["usr/lib/ostree-boot", "boot"].iter().map(|p| root.join(p)).find(|p| p.is_dir()) else { return Ok(None) };
+    let Some(dir) = ["usr/lib/ostree-boot", "boot"]
+        .iter()
+        .map(|p| root.join(p))
+        .find(|p| p.is_dir())
+    else {
+        return Ok(None);
+    };
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .map_err(|e| Error::io(&dir, e))?
         .filter_map(|e| e.ok())
@@ -138,9 +169,13 @@ fn from_legacy(root: &Path) -> Result<Option<KernelLayout>> {
             return None;
         }
         let (head, csum) = name.rsplit_once('-')?;
-        (csum.len() == 64 && csum.bytes().all(|b| b.is_ascii_hexdigit())).then(|| (head.to_string(), csum.to_string()))
+        (csum.len() == 64 && csum.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| (head.to_string(), csum.to_string()))
     };
-    let mut l = KernelLayout { src_dir: dir.clone(), ..Default::default() };
+    let mut l = KernelLayout {
+        src_dir: dir.clone(),
+        ..Default::default()
+    };
     let (mut kcsum, mut icsum, mut dcsum) = (None, None, None);
     for n in &names {
         if kcsum.is_none() {
@@ -172,7 +207,9 @@ fn from_legacy(root: &Path) -> Result<Option<KernelLayout>> {
         return Err(Error::invalid("Mismatched kernel checksum vs initrd"));
     }
     if dcsum.as_ref().is_some_and(|c| *c != k) {
-        return Err(Error::invalid("Mismatched kernel checksum vs device tree in tree"));
+        return Err(Error::invalid(
+            "Mismatched kernel checksum vs device tree in tree",
+        ));
     }
     l.bootcsum = k;
     Ok(Some(l))
@@ -194,7 +231,9 @@ fn find(root: &Path, hash: bool) -> Result<KernelLayout> {
     let modules = from_usr_lib_modules(root, hash)?;
     let legacy = from_legacy(root)?;
     match (modules, legacy) {
-        (None, None) => Err(Error::NoKernel { deployment: root.to_path_buf() }),
+        (None, None) => Err(Error::NoKernel {
+            deployment: root.to_path_buf(),
+        }),
         (Some(m), Some(l)) if m.initramfs_src.is_none() && l.initramfs_src.is_some() => Ok(l),
         (Some(m), _) => Ok(m),
         (None, Some(l)) => Ok(l),
@@ -217,10 +256,21 @@ pub fn install_into_boot(src: &Path, dest: &Path) -> Result<()> {
     let tmp = dir.join(kiln_store::util::tmp_name(".tmp-kernel-"));
     let res = (|| -> Result<()> {
         let mut input = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
-        let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?;
         std::io::copy(&mut input, &mut out).map_err(|e| Error::io(dest, e))?;
-        rustix::fs::fchown(&out, Some(rustix::fs::Uid::from_raw(st.uid())), Some(rustix::fs::Gid::from_raw(st.gid()))).map_err(|e| Error::rio(&tmp, e))?;
-        rustix::fs::fchmod(&out, rustix::fs::Mode::from_raw_mode(st.mode() & 0o7777)).map_err(|e| Error::rio(&tmp, e))?;
+        rustix::fs::fchown(
+            &out,
+            Some(rustix::fs::Uid::from_raw(st.uid())),
+            Some(rustix::fs::Gid::from_raw(st.gid())),
+        )
+        .map_err(|e| Error::rio(&tmp, e))?;
+        rustix::fs::fchmod(&out, rustix::fs::Mode::from_raw_mode(st.mode() & 0o7777))
+            .map_err(|e| Error::rio(&tmp, e))?;
         out.sync_data().map_err(|e| Error::io(&tmp, e))?;
         std::fs::hard_link(&tmp, dest).map_err(|e| Error::io(dest, e))?;
         Ok(())

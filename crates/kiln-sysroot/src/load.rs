@@ -17,7 +17,11 @@ use std::path::Path;
 pub(crate) fn parse_deploy_name(name: &str) -> Result<(Checksum, u32)> {
     let bad = || Error::BadDeployName(name.to_string());
     let (c, s) = name.rsplit_once('.').ok_or_else(bad)?;
-    if c.is_empty() || s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || !c.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if c.is_empty()
+        || s.is_empty()
+        || !s.bytes().all(|b| b.is_ascii_digit())
+        || !c.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return Err(bad());
     }
     let csum = c.parse::<Checksum>().map_err(|_| bad())?;
@@ -47,9 +51,15 @@ fn parse_bootlink(link: &str) -> Result<(u32, String, String, u32)> {
 
 pub(crate) fn parse_origin(path: &Path, text: &str) -> Result<KeyFile> {
     if !text.trim_start().is_empty() && !text.trim_start().starts_with(['[', '#']) {
-        return Err(Error::Parse { path: path.to_path_buf(), why: "Key file does not start with a group".into() });
+        return Err(Error::Parse {
+            path: path.to_path_buf(),
+            why: "Key file does not start with a group".into(),
+        });
     }
-    KeyFile::parse(text).map_err(|e| Error::Parse { path: path.to_path_buf(), why: e.to_string() })
+    KeyFile::parse(text).map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    })
 }
 
 /// Read `link` (a symlink) expecting `PREFIX0` or `PREFIX1`.
@@ -60,7 +70,10 @@ fn read_version_link(path: &Path, prefix: &str) -> Result<Option<u32>> {
         Err(e) => return Err(Error::io(path, e)),
     };
     if !st.file_type().is_symlink() {
-        return Err(Error::invalid(format!("Not a symbolic link: {}", path.display())));
+        return Err(Error::invalid(format!(
+            "Not a symbolic link: {}",
+            path.display()
+        )));
     }
     let target = std::fs::read_link(path).map_err(|e| Error::io(path, e))?;
     let t = target.to_string_lossy();
@@ -69,7 +82,10 @@ fn read_version_link(path: &Path, prefix: &str) -> Result<Option<u32>> {
     } else if t == format!("{prefix}1") {
         Ok(Some(1))
     } else {
-        Err(Error::BadLink { path: path.to_path_buf(), target: t.to_string() })
+        Err(Error::BadLink {
+            path: path.to_path_buf(),
+            target: t.to_string(),
+        })
     }
 }
 
@@ -99,13 +115,22 @@ impl Sysroot {
         } else if t.ends_with(".1") {
             Ok(1)
         } else {
-            Err(Error::BadLink { path: p, target: t.to_string() })
+            Err(Error::BadLink {
+                path: p,
+                target: t.to_string(),
+            })
         }
     }
 
     /// The `ostree-*.conf` entries of `loader.B`, sorted newest first.
-    pub(crate) fn read_entries(&self, bootversion: u32) -> Result<Vec<(std::path::PathBuf, BootEntry)>> {
-        let dir = self.opts.path.join(format!("boot/loader.{bootversion}/entries"));
+    pub(crate) fn read_entries(
+        &self,
+        bootversion: u32,
+    ) -> Result<Vec<(std::path::PathBuf, BootEntry)>> {
+        let dir = self
+            .opts
+            .path
+            .join(format!("boot/loader.{bootversion}/entries"));
         let rd = match std::fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -119,7 +144,10 @@ impl Sysroot {
             if !(name.starts_with("ostree-") && name.ends_with(".conf")) {
                 continue;
             }
-            if !std::fs::metadata(&path).map_err(|err| Error::io(&path, err))?.is_file() {
+            if !std::fs::metadata(&path)
+                .map_err(|err| Error::io(&path, err))?
+                .is_file()
+            {
                 continue;
             }
             let text = std::fs::read_to_string(&path).map_err(|err| Error::io(&path, err))?;
@@ -130,13 +158,19 @@ impl Sysroot {
     }
 
     fn parse_deployment(&self, entry_path: &Path, entry: BootEntry) -> Result<(Deployment, bool)> {
-        let link = entry.ostree_karg().ok_or_else(|| Error::NoOstreeKarg(entry_path.to_path_buf()))?.to_string();
+        let link = entry
+            .ostree_karg()
+            .ok_or_else(|| Error::NoOstreeKarg(entry_path.to_path_buf()))?
+            .to_string();
         let (_bv, osname, bootcsum, bootserial) = parse_bootlink(&link)?;
         let inner = || -> Result<(Deployment, bool)> {
             let rel = link.trim_start_matches('/');
             let linkpath = self.opts.path.join(rel);
             let target = std::fs::read_link(&linkpath).map_err(|e| Error::io(&linkpath, e))?;
-            let base = target.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let base = target
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             let (csum, serial) = parse_deploy_name(&base)?;
             let dir_id = fsutil::dev_ino(&linkpath)?;
             let is_booted = self.root_is_booted && self.root_id == Some(dir_id);
@@ -154,7 +188,11 @@ impl Sysroot {
             d.origin = self.load_origin(&d)?;
             Ok((d, is_booted))
         };
-        inner().map_err(|e| Error::ParseDeployment { bootlink: link.clone(), osname: osname.clone(), source: Box::new(e) })
+        inner().map_err(|e| Error::ParseDeployment {
+            bootlink: link.clone(),
+            osname: osname.clone(),
+            source: Box::new(e),
+        })
     }
 
     pub(crate) fn load_origin(&self, d: &Deployment) -> Result<Option<KeyFile>> {
@@ -170,7 +208,8 @@ impl Sysroot {
     pub(crate) fn load(&mut self) -> Result<()> {
         let deploy_dir = self.opts.path.join("ostree/deploy");
         std::fs::metadata(&deploy_dir).map_err(|e| Error::io(&deploy_dir, e))?;
-        let bootversion = read_version_link(&self.opts.path.join("boot/loader"), "loader.")?.unwrap_or(0);
+        let bootversion =
+            read_version_link(&self.opts.path.join("boot/loader"), "loader.")?.unwrap_or(0);
         let subbootversion = self.read_subbootversion(bootversion)?;
         let mut deployments = Vec::new();
         let mut booted = None;
@@ -182,11 +221,13 @@ impl Sysroot {
             deployments.push(d);
         }
         if self.root_is_booted && booted.is_none() {
-            return Err(Error::invalid(if fsutil::exists_nofollow(&self.opts.path.join("boot/loader")) {
-                "Unexpected state: /run/ostree-booted found and in / sysroot, but bootloader entry not found"
-            } else {
-                "Unexpected state: /run/ostree-booted found, but no /boot/loader directory"
-            }));
+            return Err(Error::invalid(
+                if fsutil::exists_nofollow(&self.opts.path.join("boot/loader")) {
+                    "Unexpected state: /run/ostree-booted found and in / sysroot, but bootloader entry not found"
+                } else {
+                    "Unexpected state: /run/ostree-booted found, but no /boot/loader directory"
+                },
+            ));
         }
         self.staged = None;
         if self.root_is_booted {
@@ -200,7 +241,8 @@ impl Sysroot {
         for (i, d) in deployments.iter_mut().enumerate() {
             d.index = i;
         }
-        self.booted = booted.and_then(|id| deployments.iter().position(|d| !d.staged && d.id() == id));
+        self.booted =
+            booted.and_then(|id| deployments.iter().position(|d| !d.staged && d.id() == id));
         self.bootversion = bootversion;
         self.subbootversion = subbootversion;
         self.deployments = deployments;

@@ -17,11 +17,18 @@ pub struct SysrootLock {
 impl SysrootLock {
     pub fn acquire(sysroot: &Path, on_wait: impl FnOnce()) -> Result<SysrootLock> {
         let path = sysroot.join("ostree/lock");
-        let lerr = |e: rustix::io::Errno| Error::Lock { path: path.clone(), source: e.into() };
+        let lerr = |e: rustix::io::Errno| Error::Lock {
+            path: path.clone(),
+            source: e.into(),
+        };
         let mut on_wait = Some(on_wait);
         loop {
-            let fd = rustix::fs::open(&path, OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::from_raw_mode(0o600))
-                .map_err(lerr)?;
+            let fd = rustix::fs::open(
+                &path,
+                OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+                Mode::from_raw_mode(0o600),
+            )
+            .map_err(lerr)?;
             match rustix::fs::fcntl_lock(&fd, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::AGAIN) => {

@@ -58,10 +58,14 @@ pub fn repo_kernel(repo: &Repo, commit: &Checksum, hash: bool) -> Result<Option<
         dirs.sort_by(|a, b| a.0.cmp(&b.0));
         for (kver, t, _) in dirs {
             let sub = repo.read_dirtree(&t)?;
-            let Some((_, k)) = sub.files.iter().find(|(n, _)| n == "vmlinuz") else { continue };
+            let Some((_, k)) = sub.files.iter().find(|(n, _)| n == "vmlinuz") else {
+                continue;
+            };
             let mut files = vec![(format!("vmlinuz-{kver}"), file_size(repo, k)?)];
             let mut objs = vec![*k];
-            let initramfs = ["initramfs.img", "initramfs"].iter().find_map(|want| sub.files.iter().find(|(n, _)| n == want));
+            let initramfs = ["initramfs.img", "initramfs"]
+                .iter()
+                .find_map(|want| sub.files.iter().find(|(n, _)| n == want));
             if let Some((_, i)) = initramfs {
                 files.push((format!("initramfs-{kver}.img"), file_size(repo, i)?));
                 objs.push(*i);
@@ -70,7 +74,11 @@ pub fn repo_kernel(repo: &Repo, commit: &Checksum, hash: bool) -> Result<Option<
                 files.push((format!("devicetree-{kver}"), file_size(repo, d)?));
                 objs.push(*d);
             }
-            let bootcsum = if hash { hash_objects(repo, &objs)? } else { String::new() };
+            let bootcsum = if hash {
+                hash_objects(repo, &objs)?
+            } else {
+                String::new()
+            };
             return Ok(Some(RepoKernel { files, bootcsum }));
         }
     }
@@ -80,10 +88,19 @@ pub fn repo_kernel(repo: &Repo, commit: &Checksum, hash: bool) -> Result<Option<
             let mut files = Vec::new();
             let mut bootcsum = String::new();
             for (n, c) in &dt.files {
-                if n.starts_with("vmlinuz-") || n.starts_with("initramfs-") || n.starts_with("devicetree-") {
-                    let name = n.rsplit_once('-').map(|(h, _)| h.to_string()).unwrap_or_else(|| n.clone());
+                if n.starts_with("vmlinuz-")
+                    || n.starts_with("initramfs-")
+                    || n.starts_with("devicetree-")
+                {
+                    let name = n
+                        .rsplit_once('-')
+                        .map(|(h, _)| h.to_string())
+                        .unwrap_or_else(|| n.clone());
                     if n.starts_with("vmlinuz-") {
-                        bootcsum = n.rsplit_once('-').map(|(_, c)| c.to_string()).unwrap_or_default();
+                        bootcsum = n
+                            .rsplit_once('-')
+                            .map(|(_, c)| c.to_string())
+                            .unwrap_or_default();
                     }
                     files.push((name, file_size(repo, c)?));
                 }
@@ -138,8 +155,17 @@ impl Sysroot {
     /// What `kiln cleanup` would free in /boot: boot dirs and the other
     /// loader dir no current deployment uses.
     pub fn boot_cleanup_would_free(&self) -> u64 {
-        let used: HashSet<&str> = self.deployments.iter().map(|d| d.bootcsum.as_str()).collect();
-        let mut n = usage(&self.opts.path.join(format!("boot/loader.{}", 1 - self.bootversion)));
+        let used: HashSet<&str> = self
+            .deployments
+            .iter()
+            .map(|d| d.bootcsum.as_str())
+            .collect();
+        let mut n = usage(
+            &self
+                .opts
+                .path
+                .join(format!("boot/loader.{}", 1 - self.bootversion)),
+        );
         for (name, csum) in crate::cleanup::list_boot_dirs(&self.opts.path).unwrap_or_default() {
             if !used.contains(csum.as_str()) {
                 n += usage(&self.opts.path.join("boot/ostree").join(name));
@@ -150,12 +176,26 @@ impl Sysroot {
 
     /// What removing the rollback deployment would free in /boot.
     pub fn boot_rollback_would_free(&self) -> u64 {
-        let Ok(i) = self.rollback_target() else { return 0 };
-        let Some(r) = self.deployments.get(i) else { return 0 };
-        if self.deployments.iter().any(|d| !d.same(r) && d.bootcsum == r.bootcsum) || r.is_pinned() {
+        let Ok(i) = self.rollback_target() else {
+            return 0;
+        };
+        let Some(r) = self.deployments.get(i) else {
+            return 0;
+        };
+        if self
+            .deployments
+            .iter()
+            .any(|d| !d.same(r) && d.bootcsum == r.bootcsum)
+            || r.is_pinned()
+        {
             return 0;
         }
-        usage(&self.opts.path.join(format!("boot/ostree/{}-{}", r.osname, r.bootcsum)))
+        usage(
+            &self
+                .opts
+                .path
+                .join(format!("boot/ostree/{}-{}", r.osname, r.bootcsum)),
+        )
     }
 
     fn boot_hint(&self) -> String {
@@ -179,7 +219,9 @@ pub(crate) fn check_deploy_space(s: &Sysroot, commit: &Checksum, osname: &str) -
     let repo = s.repo();
     let boot = s.path().join("boot");
     let copies = boot.is_dir() && !same_fs(&boot, repo.path());
-    let kernel = repo_kernel(repo, commit, copies)?.ok_or_else(|| Error::NoKernel { deployment: repo.path().to_path_buf() })?;
+    let kernel = repo_kernel(repo, commit, copies)?.ok_or_else(|| Error::NoKernel {
+        deployment: repo.path().to_path_buf(),
+    })?;
     let deploy_dir = s.path().join("ostree/deploy");
     let sys_needed = checkout_cost(repo, commit)? + 1024 * 1024;
     let sys_free = fsutil::fs_free(&deploy_dir)?;
@@ -202,12 +244,23 @@ pub(crate) fn check_deploy_space(s: &Sysroot, commit: &Checksum, osname: &str) -
         let bdir = boot.join(format!("ostree/{osname}-{}", kernel.bootcsum));
         let shared = kernel.files.iter().all(|(f, _)| bdir.join(f).exists());
         if !shared {
-            boot_needed += BLOCK + kernel.files.iter().map(|(_, n)| round(*n) + round(*n) / 64).sum::<u64>();
+            boot_needed += BLOCK
+                + kernel
+                    .files
+                    .iter()
+                    .map(|(_, n)| round(*n) + round(*n) / 64)
+                    .sum::<u64>();
         }
     }
     let boot_free = fsutil::fs_free(&boot)?;
     if boot_needed > boot_free {
-        return Err(Error::NoSpace { fs: "/boot", path: boot, needed: fmt(boot_needed), available: fmt(boot_free), hint: s.boot_hint() });
+        return Err(Error::NoSpace {
+            fs: "/boot",
+            path: boot,
+            needed: fmt(boot_needed),
+            available: fmt(boot_free),
+            hint: s.boot_hint(),
+        });
     }
     Ok(())
 }
@@ -227,17 +280,27 @@ pub(crate) fn check_boot_space(s: &Sysroot, new: &[Deployment]) -> Result<()> {
             continue;
         }
         let bdir = boot.join(format!("ostree/{}-{}", d.osname, d.bootcsum));
-        let Ok(layout) = crate::kernel::find_kernel_files(&root) else { continue };
+        let Ok(layout) = crate::kernel::find_kernel_files(&root) else {
+            continue;
+        };
         for (src, name) in layout.files() {
             if !bdir.join(&name).exists() {
-                let n = std::fs::metadata(layout.src_dir.join(&src)).map(|m| m.len()).unwrap_or(0);
+                let n = std::fs::metadata(layout.src_dir.join(&src))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
                 needed += round(n) + round(n) / 64;
             }
         }
     }
     let free = fsutil::fs_free(&boot)?;
     if needed > free {
-        return Err(Error::NoSpace { fs: "/boot", path: boot, needed: fmt(needed), available: fmt(free), hint: s.boot_hint() });
+        return Err(Error::NoSpace {
+            fs: "/boot",
+            path: boot,
+            needed: fmt(needed),
+            available: fmt(free),
+            hint: s.boot_hint(),
+        });
     }
     Ok(())
 }

@@ -24,7 +24,11 @@ pub struct StagedRef {
 
 impl StagedRef {
     pub fn of(d: &Deployment) -> StagedRef {
-        StagedRef { osname: d.osname.clone(), name: d.dirname(), bootcsum: d.bootcsum.clone() }
+        StagedRef {
+            osname: d.osname.clone(),
+            name: d.dirname(),
+            bootcsum: d.bootcsum.clone(),
+        }
     }
 
     fn to_value(&self) -> Value {
@@ -36,9 +40,18 @@ impl StagedRef {
     }
 
     fn from_value(v: &Value) -> Result<StagedRef> {
-        let d = VarDict::from_value(v).ok_or_else(|| Error::Staged("malformed deployment".into()))?;
-        let key = |k: &str| d.get_str(k).map(str::to_string).ok_or_else(|| Error::Staged(format!("Missing key: {k}")));
-        Ok(StagedRef { name: key("name")?, osname: key("osname")?, bootcsum: key("bootcsum")? })
+        let d =
+            VarDict::from_value(v).ok_or_else(|| Error::Staged("malformed deployment".into()))?;
+        let key = |k: &str| {
+            d.get_str(k)
+                .map(str::to_string)
+                .ok_or_else(|| Error::Staged(format!("Missing key: {k}")))
+        };
+        Ok(StagedRef {
+            name: key("name")?,
+            osname: key("osname")?,
+            bootcsum: key("bootcsum")?,
+        })
     }
 
     pub fn matches(&self, d: &Deployment) -> bool {
@@ -59,7 +72,10 @@ fn strv(v: &[String]) -> Value {
 }
 
 fn from_strv(v: &Value) -> Option<Vec<String>> {
-    v.children().iter().map(|s| s.as_str().map(str::to_string)).collect()
+    v.children()
+        .iter()
+        .map(|s| s.as_str().map(str::to_string))
+        .collect()
 }
 
 impl StagedState {
@@ -75,12 +91,18 @@ impl StagedState {
             Err(e) => return Err(Error::io(&path, e)),
         };
         let ty = Type::parse("a{sv}").map_err(|e| Error::Staged(e.to_string()))?;
-        let v = gvariant::decode(&ty, &data).map_err(|e| Error::Staged(format!("{}: {e}", path.display())))?;
+        let v = gvariant::decode(&ty, &data)
+            .map_err(|e| Error::Staged(format!("{}: {e}", path.display())))?;
         let dict = VarDict::from_value(&v).ok_or_else(|| Error::Staged("not an a{sv}".into()))?;
-        let Some(target) = dict.get("target") else { return Ok(None) };
+        let Some(target) = dict.get("target") else {
+            return Ok(None);
+        };
         Ok(Some(StagedState {
             target: StagedRef::from_value(target)?,
-            merge: dict.get("merge-deployment").map(StagedRef::from_value).transpose()?,
+            merge: dict
+                .get("merge-deployment")
+                .map(StagedRef::from_value)
+                .transpose()?,
             kargs: dict.get("kargs").and_then(from_strv),
             overlay_initrds: dict.get("overlay-initrds").and_then(from_strv),
         }))
@@ -107,7 +129,8 @@ impl StagedState {
 
     /// The staged deployment as a list entry (index 0, not yet bootable).
     pub fn deployment(&self) -> Deployment {
-        let (csum, serial) = parse_deploy_name(&self.target.name).unwrap_or((kiln_store::Checksum([0; 32]), 0));
+        let (csum, serial) =
+            parse_deploy_name(&self.target.name).unwrap_or((kiln_store::Checksum([0; 32]), 0));
         let options = self.kargs.as_ref().map(|k| k.join(" "));
         Deployment {
             index: 0,
@@ -131,7 +154,11 @@ mod tests {
     fn roundtrip() {
         let dir = tempfile::tempdir().unwrap();
         let st = StagedState {
-            target: StagedRef { osname: "os".into(), name: format!("{}.0", "ab".repeat(32)), bootcsum: "cd".repeat(32) },
+            target: StagedRef {
+                osname: "os".into(),
+                name: format!("{}.0", "ab".repeat(32)),
+                bootcsum: "cd".repeat(32),
+            },
             merge: None,
             kargs: Some(vec!["a=b".into(), "quiet".into()]),
             overlay_initrds: None,
@@ -140,6 +167,9 @@ mod tests {
         let back = StagedState::read(dir.path()).unwrap().unwrap();
         assert_eq!(back.target, st.target);
         assert_eq!(back.kargs, st.kargs);
-        assert_eq!(back.deployment().bootconfig.get("options"), Some("a=b quiet"));
+        assert_eq!(
+            back.deployment().bootconfig.get("options"),
+            Some("a=b quiet")
+        );
     }
 }

@@ -56,7 +56,13 @@ impl Sysroot {
             Some(_) => self.query_deployments_for(None),
             None => (None, None),
         };
-        let rollback_idx = rollback.map(|d| d.index).or_else(|| if self.booted_deployment().is_none() { self.rollback_target().ok() } else { None });
+        let rollback_idx = rollback.map(|d| d.index).or_else(|| {
+            if self.booted_deployment().is_none() {
+                self.rollback_target().ok()
+            } else {
+                None
+            }
+        });
         let deployments = self
             .deployments
             .iter()
@@ -73,10 +79,17 @@ impl Sysroot {
                     rollback: rollback_idx == Some(d.index),
                     pinned: d.is_pinned(),
                     origin: d.origin_refspec().map(str::to_string),
-                    version: commit.as_ref().and_then(|c| c.version().map(str::to_string)),
+                    version: commit
+                        .as_ref()
+                        .and_then(|c| c.version().map(str::to_string)),
                     timestamp: commit.as_ref().map(|c| c.timestamp),
-                    timestamp_iso: commit.as_ref().map(|c| kiln_store::datetime::format_iso(c.timestamp)),
-                    subject: commit.as_ref().map(|c| c.subject.clone()).filter(|s| !s.is_empty()),
+                    timestamp_iso: commit
+                        .as_ref()
+                        .map(|c| kiln_store::datetime::format_iso(c.timestamp)),
+                    subject: commit
+                        .as_ref()
+                        .map(|c| c.subject.clone())
+                        .filter(|s| !s.is_empty()),
                     bootcsum: d.bootcsum.clone(),
                     kargs: d.options().map(str::to_string),
                     path: d.relpath(),

@@ -27,13 +27,20 @@ pub struct SysrootOptions {
 
 impl Default for SysrootOptions {
     fn default() -> Self {
-        SysrootOptions { path: PathBuf::from("/"), root: PathBuf::from("/"), run_dir: PathBuf::from("/run") }
+        SysrootOptions {
+            path: PathBuf::from("/"),
+            root: PathBuf::from("/"),
+            run_dir: PathBuf::from("/run"),
+        }
     }
 }
 
 impl SysrootOptions {
     pub fn at(path: impl Into<PathBuf>) -> SysrootOptions {
-        SysrootOptions { path: path.into(), ..Default::default() }
+        SysrootOptions {
+            path: path.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -68,7 +75,10 @@ impl Sysroot {
     pub fn open(opts: SysrootOptions) -> Result<Sysroot> {
         let repo_path = opts.path.join("ostree/repo");
         if !opts.path.is_dir() {
-            return Err(Error::io(&opts.path, std::io::Error::from_raw_os_error(libc::ENOENT)));
+            return Err(Error::io(
+                &opts.path,
+                std::io::Error::from_raw_os_error(libc::ENOENT),
+            ));
         }
         let repo = Repo::open(&repo_path).map_err(|e| match e {
             kiln_store::Error::NotARepo(_) => Error::NotASysroot(opts.path.clone()),
@@ -156,14 +166,22 @@ impl Sysroot {
     }
 
     pub fn deployment(&self, index: usize) -> Result<&Deployment> {
-        self.deployments.get(index).ok_or(Error::IndexOutOfRange { index, len: self.deployments.len() })
+        self.deployments.get(index).ok_or(Error::IndexOutOfRange {
+            index,
+            len: self.deployments.len(),
+        })
     }
 
     /// (pending, rollback) for a stateroot, relative to the booted
     /// deployment, as `ostree_sysroot_query_deployments_for` defines them.
-    pub fn query_deployments_for(&self, osname: Option<&str>) -> (Option<&Deployment>, Option<&Deployment>) {
+    pub fn query_deployments_for(
+        &self,
+        osname: Option<&str>,
+    ) -> (Option<&Deployment>, Option<&Deployment>) {
         let booted = self.booted_deployment();
-        let Some(osname) = osname.or(booted.map(|b| b.osname.as_str())) else { return (None, None) };
+        let Some(osname) = osname.or(booted.map(|b| b.osname.as_str())) else {
+            return (None, None);
+        };
         let mut found_booted = false;
         let (mut pending, mut rollback) = (None, None);
         for d in &self.deployments {
@@ -200,7 +218,12 @@ impl Sysroot {
 
     /// Does `ostree/deploy/OS` exist?
     pub fn has_stateroot(&self, osname: &str) -> bool {
-        self.opts.path.join("ostree/deploy").join(osname).join("var").is_dir()
+        self.opts
+            .path
+            .join("ostree/deploy")
+            .join(osname)
+            .join("var")
+            .is_dir()
     }
 
     pub fn options(&self) -> &SysrootOptions {

@@ -65,7 +65,9 @@ pub(crate) fn parse_os_release(text: &str) -> HashMap<String, String> {
         if line.starts_with('#') {
             continue;
         }
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         if let Some(v) = shell_unquote(v) {
             m.insert(k.to_string(), v);
         }
@@ -82,7 +84,10 @@ fn nonostree_kargs(d: &Deployment) -> String {
 
 impl Sysroot {
     pub(crate) fn commit_version(&self, d: &Deployment) -> Option<String> {
-        self.repo.read_commit(&d.csum).ok().and_then(|c| c.version().map(str::to_string))
+        self.repo
+            .read_commit(&d.csum)
+            .ok()
+            .and_then(|c| c.version().map(str::to_string))
     }
 
     fn bootconfigs_equal(&self, a: &Deployment, b: &Deployment) -> bool {
@@ -95,9 +100,16 @@ impl Sysroot {
     /// Make `ostree/boot.B.S'` (S' the other subbootversion) with a link
     /// per deployment.
     fn create_new_bootlinks(&self, bootversion: u32, new: &[Deployment]) -> Result<u32> {
-        let old_sub = if bootversion != self.bootversion { self.read_subbootversion(bootversion)? } else { self.subbootversion };
+        let old_sub = if bootversion != self.bootversion {
+            self.read_subbootversion(bootversion)?
+        } else {
+            self.subbootversion
+        };
         let new_sub = 1 - old_sub;
-        let dir = self.opts.path.join(format!("ostree/boot.{bootversion}.{new_sub}"));
+        let dir = self
+            .opts
+            .path
+            .join(format!("ostree/boot.{bootversion}.{new_sub}"));
         fsutil::rm_rf(&dir)?;
         fsutil::mkdir_p(&dir, 0o755)?;
         for d in new {
@@ -110,7 +122,10 @@ impl Sysroot {
     }
 
     fn swap_bootlinks(&self, bootversion: u32, new_sub: u32) -> Result<()> {
-        fsutil::symlink_replace(&format!("boot.{bootversion}.{new_sub}"), &self.opts.path.join(format!("ostree/boot.{bootversion}")))
+        fsutil::symlink_replace(
+            &format!("boot.{bootversion}.{new_sub}"),
+            &self.opts.path.join(format!("ostree/boot.{bootversion}")),
+        )
     }
 
     /// One `syncfs` of the sysroot and one of `/boot`.
@@ -122,7 +137,13 @@ impl Sysroot {
 
     /// Copy the kernel of `d` into /boot and write its entry into
     /// `loader.B/entries`.
-    fn install_deployment_kernel(&self, bootversion: u32, d: &mut Deployment, n: usize, show_osname: bool) -> Result<()> {
+    fn install_deployment_kernel(
+        &self,
+        bootversion: u32,
+        d: &mut Deployment,
+        n: usize,
+        show_osname: bool,
+    ) -> Result<()> {
         let root = self.deployment_path(d);
         let layout = kernel::find_kernel_files(&root)?;
         let boot = self.opts.path.join("boot");
@@ -137,12 +158,22 @@ impl Sysroot {
         if let (Some(dtb), None) = (&layout.devicetree_src, &layout.devicetree_namever) {
             fsutil::copy_dir_recurse(&layout.src_dir.join(dtb), &bdir.join(dtb))?;
         }
-        let osrel_path = if root.join("usr/lib/os-release").exists() { root.join("usr/lib/os-release") } else { root.join("etc/os-release") };
+        let osrel_path = if root.join("usr/lib/os-release").exists() {
+            root.join("usr/lib/os-release")
+        } else {
+            root.join("etc/os-release")
+        };
         let text = std::fs::read_to_string(&osrel_path).map_err(|e| Error::io(&osrel_path, e))?;
         let osrel = parse_os_release(&text);
-        let name = osrel.get("PRETTY_NAME").or_else(|| osrel.get("ID")).ok_or_else(|| Error::NoOsName(osrel_path.clone()))?;
+        let name = osrel
+            .get("PRETTY_NAME")
+            .or_else(|| osrel.get("ID"))
+            .ok_or_else(|| Error::NoOsName(osrel_path.clone()))?;
         let mut title = name.clone();
-        if let Some(v) = self.commit_version(d).filter(|v| !v.is_empty() && !name.contains(v.as_str())) {
+        if let Some(v) = self
+            .commit_version(d)
+            .filter(|v| !v.is_empty() && !name.contains(v.as_str()))
+        {
             title.push(' ');
             title.push_str(&v);
         }
@@ -155,19 +186,28 @@ impl Sysroot {
         let bc = &mut d.bootconfig;
         bc.set("title", &title);
         bc.set("version", &(n - d.index).to_string());
-        bc.set("linux", &format!("/{bootcsumdir}/{}", layout.kernel_namever));
+        bc.set(
+            "linux",
+            &format!("/{bootcsumdir}/{}", layout.kernel_namever),
+        );
         let mut kargs = KernelArgs::parse(bc.get("options").unwrap_or(""));
         if let Some(i) = &layout.initramfs_namever {
             bc.set("initrd", &format!("/{bootcsumdir}/{i}"));
         } else {
-            kargs.replace(&format!("init=/ostree/boot.{bootversion}/{}/{}/{}/usr/lib/ostree/ostree-prepare-root", d.osname, d.bootcsum, d.bootserial));
+            kargs.replace(&format!(
+                "init=/ostree/boot.{bootversion}/{}/{}/{}/usr/lib/ostree/ostree-prepare-root",
+                d.osname, d.bootcsum, d.bootserial
+            ));
         }
         match (&layout.devicetree_src, &layout.devicetree_namever) {
             (_, Some(n)) => bc.set("devicetree", &format!("/{bootcsumdir}/{n}")),
             (Some(s), None) => bc.set("fdtdir", &format!("/{bootcsumdir}/{s}")),
             _ => {}
         }
-        kargs.replace(&format!("ostree=/ostree/boot.{bootversion}/{}/{}/{}", d.osname, d.bootcsum, d.bootserial));
+        kargs.replace(&format!(
+            "ostree=/ostree/boot.{bootversion}/{}/{}/{}",
+            d.osname, d.bootcsum, d.bootserial
+        ));
         bc.set("options", &kargs.to_string());
         let file = entries.join(format!("ostree-{}-{}.conf", n - d.index, d.osname));
         fsutil::write_file(&file, bc.to_text().as_bytes(), 0o644)
@@ -198,7 +238,8 @@ impl Sysroot {
         self.full_sync()?;
         failpoint::hit("deploy:after-syncfs");
         // The commit point.
-        std::fs::rename(boot.join("loader.tmp"), boot.join("loader")).map_err(|e| Error::io(&boot.join("loader"), e))?;
+        std::fs::rename(boot.join("loader.tmp"), boot.join("loader"))
+            .map_err(|e| Error::io(&boot.join("loader"), e))?;
         let bootdir = std::fs::File::open(&boot).map_err(|e| Error::io(&boot, e))?;
         bootdir.sync_all().map_err(|e| Error::io(&boot, e))?;
         failpoint::hit("deploy:after-swap");
@@ -208,7 +249,11 @@ impl Sysroot {
     /// Make `new` the deployment list (index 0 is the default). With
     /// `postclean`, old deployments, boot dirs and unreferenced objects are
     /// removed afterwards.
-    pub fn write_deployments(&mut self, new: Vec<Deployment>, postclean: bool) -> Result<WriteOutcome> {
+    pub fn write_deployments(
+        &mut self,
+        new: Vec<Deployment>,
+        postclean: bool,
+    ) -> Result<WriteOutcome> {
         let mut removed_staged = self.staged.is_some();
         if let (Some(first), Some(staged)) = (new.first(), self.staged_deployment()) {
             if first.staged && first.same(staged) {
@@ -239,7 +284,9 @@ impl Sysroot {
         if !requires_new {
             let mut noop = true;
             for (i, nd) in new.iter().enumerate() {
-                let Some(cur) = self.deployments.get(i) else { break };
+                let Some(cur) = self.deployments.get(i) else {
+                    break;
+                };
                 if cur.staged {
                     continue;
                 }
@@ -256,14 +303,22 @@ impl Sysroot {
                 if removed_staged {
                     self.finish_write()?;
                 }
-                return Ok(WriteOutcome { bootconfig_swap: false, bootversion: self.bootversion, subbootversion: self.subbootversion, deployment_count_change: 0 });
+                return Ok(WriteOutcome {
+                    bootconfig_swap: false,
+                    bootversion: self.bootversion,
+                    subbootversion: self.subbootversion,
+                    deployment_count_change: 0,
+                });
             }
         }
         let booted = self.booted_deployment().cloned();
         for (i, d) in new.iter_mut().enumerate() {
             let p = self.deployment_path(d);
             if !p.is_dir() {
-                return Err(Error::invalid(format!("Unable to find expected deployment root: {}", p.display())));
+                return Err(Error::invalid(format!(
+                    "Unable to find expected deployment root: {}",
+                    p.display()
+                )));
             }
             d.index = i;
         }
@@ -293,7 +348,12 @@ impl Sysroot {
         if postclean {
             self.cleanup(true)?;
         }
-        Ok(WriteOutcome { bootconfig_swap: requires_new, bootversion: bv, subbootversion: sub, deployment_count_change: change })
+        Ok(WriteOutcome {
+            bootconfig_swap: requires_new,
+            bootversion: bv,
+            subbootversion: sub,
+            deployment_count_change: change,
+        })
     }
 
     /// Bump the mtime of `ostree/deploy` (watchers), reload, drop legacy
@@ -302,7 +362,10 @@ impl Sysroot {
         self.bump_mtime()?;
         self.load()?;
         for d in &self.deployments {
-            let p = self.opts.path.join(format!("ostree/deploy/{}/current", d.osname));
+            let p = self
+                .opts
+                .path
+                .join(format!("ostree/deploy/{}/current", d.osname));
             if std::fs::symlink_metadata(&p).is_ok() {
                 fsutil::rm_rf(&p)?;
             }
@@ -313,17 +376,27 @@ impl Sysroot {
     pub(crate) fn bump_mtime(&self) -> Result<()> {
         let p = self.opts.path.join("ostree/deploy");
         let now = rustix::fs::Timestamps {
-            last_access: rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW },
-            last_modification: rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW },
+            last_access: rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rustix::fs::UTIME_NOW,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rustix::fs::UTIME_NOW,
+            },
         };
-        rustix::fs::utimensat(rustix::fs::CWD, &p, &now, rustix::fs::AtFlags::empty()).map_err(|e| Error::rio(&p, e))
+        rustix::fs::utimensat(rustix::fs::CWD, &p, &now, rustix::fs::AtFlags::empty())
+            .map_err(|e| Error::rio(&p, e))
     }
 
     /// Rewrite the entries of the current `loader.B` in place (no swap),
     /// as `ostree admin kargs edit-in-place` does.
     pub fn set_kargs_in_place(&mut self, index: usize, options: &str) -> Result<()> {
         let n = self.deployments.len();
-        let d = self.deployments.get_mut(index).ok_or(Error::IndexOutOfRange { index, len: n })?;
+        let d = self
+            .deployments
+            .get_mut(index)
+            .ok_or(Error::IndexOutOfRange { index, len: n })?;
         if d.staged {
             let mut st = self.staged.clone().ok_or(Error::NotBooted)?;
             st.kargs = Some(KernelArgs::parse(options).to_vec());
@@ -332,7 +405,12 @@ impl Sysroot {
             return Ok(());
         }
         d.bootconfig.set("options", options);
-        let file = self.opts.path.join(format!("boot/loader.{}/entries/ostree-{}-{}.conf", self.bootversion, n - d.index, d.osname));
+        let file = self.opts.path.join(format!(
+            "boot/loader.{}/entries/ostree-{}-{}.conf",
+            self.bootversion,
+            n - d.index,
+            d.osname
+        ));
         let text = d.bootconfig.to_text();
         fsutil::write_file(&file, text.as_bytes(), 0o644)?;
         kiln_store::util::syncfs(&self.opts.path.join("boot"))?;
@@ -343,7 +421,9 @@ impl Sysroot {
     pub fn set_kargs(&mut self, index: usize, args: &[String]) -> Result<WriteOutcome> {
         let d = self.deployment(index)?.clone();
         if d.staged {
-            return Err(Error::invalid("Cannot set kernel arguments of a staged deployment this way"));
+            return Err(Error::invalid(
+                "Cannot set kernel arguments of a staged deployment this way",
+            ));
         }
         let mut k = KernelArgs::new();
         k.append_all(args.iter().map(String::as_str));
@@ -361,7 +441,8 @@ mod tests {
 
     #[test]
     fn os_release() {
-        let m = parse_os_release("ID=fakeos\nPRETTY_NAME=\"Fake OS 2\"\n#X=1\nNAME='a b'\nV=a\\ b\n");
+        let m =
+            parse_os_release("ID=fakeos\nPRETTY_NAME=\"Fake OS 2\"\n#X=1\nNAME='a b'\nV=a\\ b\n");
         assert_eq!(m["ID"], "fakeos");
         assert_eq!(m["PRETTY_NAME"], "Fake OS 2");
         assert_eq!(m["NAME"], "a b");

@@ -63,9 +63,16 @@ impl Source for RemoteSource<'_> {
 }
 
 impl RemoteSource<'_> {
-    /// Transport errors name the URL, which names the object; keep them.
-    fn name_object(&self, e: Error, _csum: &Checksum, _ty: ObjectType) -> Error {
-        e
+    /// Transport errors name the URL; say which object it is too.
+    fn name_object(&self, e: Error, csum: &Checksum, ty: ObjectType) -> Error {
+        match e {
+            Error::Fetch { remote, url, why } => Error::Fetch {
+                remote,
+                url,
+                why: format!("{why} (object {csum}.{ty})"),
+            },
+            other => other,
+        }
     }
 }
 

@@ -38,7 +38,7 @@ pub enum Error {
     UnsupportedFileType(String),
     #[error("{0}")]
     Unsupported(String),
-    #[error("{path}: no space left on device ({needed})")]
+    #[error("{path}: not enough space: {needed}")]
     NoSpace { path: PathBuf, needed: String },
     #[error("{0}")]
     Object(#[from] ObjectError),

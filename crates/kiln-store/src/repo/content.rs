@@ -428,6 +428,7 @@ pub struct ContentWriter<'r> {
 
 impl<'r> ContentWriter<'r> {
     fn new(repo: &'r Repo, meta: FileMeta, size: u64) -> Result<Self> {
+        repo.reserve_space(size + 4096)?;
         let hasher = object::content_checksum_start(&meta);
         let mut w = ContentWriter {
             repo,

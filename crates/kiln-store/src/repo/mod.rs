@@ -70,6 +70,9 @@ pub struct Repo {
     pub(crate) zlib_level: u32,
     /// Lock held for the lifetime of the handle, if any.
     lock: std::sync::Mutex<Option<RepoLock>>,
+    /// Bytes this process may still write before the file system's
+    /// `min-free-space` reserve is reached (set on the first write).
+    space_budget: std::sync::Mutex<Option<i64>>,
 }
 
 impl std::fmt::Debug for Repo {
@@ -160,11 +163,71 @@ impl Repo {
             config,
             zlib_level,
             lock: std::sync::Mutex::new(None),
+            space_budget: std::sync::Mutex::new(None),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The reserve ostree keeps free: `core.min-free-space-size` (e.g.
+    /// `500MB`) or `core.min-free-space-percent` (default 3).
+    fn reserve_description(&self, fs_total: u64) -> (u64, String) {
+        if let Some(size) = self.config.get("core", "min-free-space-size") {
+            let s = size.trim();
+            let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+            let n: u64 = s[..split].parse().unwrap_or(0);
+            let shift = match s[split..].trim() {
+                "KB" => 10,
+                "GB" => 30,
+                "TB" => 40,
+                _ => 20,
+            };
+            return (n << shift, format!("min-free-space-size '{s}'"));
+        }
+        let pct: u64 = self
+            .config
+            .get("core", "min-free-space-percent")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(3)
+            .min(99);
+        (
+            fs_total / 100 * pct,
+            format!("min-free-space-percent '{pct}%'"),
+        )
+    }
+
+    /// Reserve `bytes` of the space budget before writing an object; like
+    /// ostree, refuse before writing rather than fill the file system.
+    pub fn reserve_space(&self, bytes: u64) -> Result<()> {
+        let mut budget = self.space_budget.lock().unwrap_or_else(|p| p.into_inner());
+        let st = match *budget {
+            Some(_) => None,
+            None => Some(rustix::fs::statvfs(&self.path).map_err(|e| Error::rio(&self.path, e))?),
+        };
+        if let Some(st) = st {
+            let total = st.f_blocks.saturating_mul(st.f_frsize);
+            let avail = st.f_bavail.saturating_mul(st.f_frsize);
+            let (reserve, _) = self.reserve_description(total);
+            *budget = Some(avail as i64 - reserve as i64);
+        }
+        let left = budget.unwrap_or(0);
+        if left < bytes as i64 {
+            let total = rustix::fs::statvfs(&self.path)
+                .map(|st| st.f_blocks.saturating_mul(st.f_frsize))
+                .unwrap_or(0);
+            let (_, what) = self.reserve_description(total);
+            return Err(Error::NoSpace {
+                path: self.path.clone(),
+                needed: format!(
+                    "{what} would be exceeded, at least {} requested",
+                    crate::util::format_size(bytes)
+                ),
+            });
+        }
+        *budget = Some(left - bytes as i64);
+        Ok(())
     }
 
     pub fn mode(&self) -> RepoMode {

@@ -110,6 +110,7 @@ impl Repo {
         if self.has_object(csum, ty) {
             return Ok(());
         }
+        self.reserve_space(data.len() as u64 + 4096)?;
         let tmp = self.tmp_dir().join(crate::util::tmp_name("obj-"));
         let res = (|| -> std::io::Result<()> {
             let mut f = std::fs::OpenOptions::new()

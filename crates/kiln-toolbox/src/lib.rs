@@ -135,7 +135,11 @@ pub struct Toolbox {
 
 fn failpoint(opts: &CreateOptions, name: &str) {
     if opts.failpoint.as_deref() == Some(name) {
-        // A crash at a chosen step, for tests: no cleanup runs.
+        // A crash at a chosen step, for tests: no cleanup runs (and no
+        // core file is left behind).
+        let mut limit = rustix::process::getrlimit(rustix::process::Resource::Core);
+        limit.current = Some(0);
+        let _ = rustix::process::setrlimit(rustix::process::Resource::Core, limit);
         std::process::abort();
     }
 }

@@ -23,9 +23,10 @@ pub(crate) enum Fork {
 
 /// `fork(2)`. Only called while the process is single-threaded.
 pub(crate) fn fork() -> Result<Fork, Errno> {
-    // SAFETY: kiln has a single thread at this point (it has just entered a
-    // user namespace, which the kernel allows only to single-threaded
-    // processes), so the child cannot inherit a lock held by another thread.
+    // SAFETY: the library forks only on the paths that enter namespaces,
+    // where kiln must be single-threaded anyway (the kernel refuses to move
+    // a multi-threaded process into a user namespace), so the child cannot
+    // inherit a lock held by another thread.
     let pid = unsafe { libc::fork() };
     match pid {
         -1 => Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)),

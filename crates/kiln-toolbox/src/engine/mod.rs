@@ -203,6 +203,14 @@ fn gather_host(paths: &ContainerPaths, user: &HostUser, spec: &RunSpec) -> Resul
             }
         }
     }
+    // The system bus, for tools that talk to the host's services.
+    let system_bus = Path::new("/run/dbus/system_bus_socket");
+    if std::fs::symlink_metadata(system_bus).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_socket()
+    }) {
+        files.push((system_bus.into(), system_bus.into()));
+    }
     // The host's /etc/hosts plus the container's hostname.
     let state = paths.state();
     let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();

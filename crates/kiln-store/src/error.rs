@@ -38,6 +38,8 @@ pub enum Error {
     UnsupportedFileType(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("No such file or directory: {0}")]
+    NoSuchPath(String),
     #[error("{path}: not enough space: {needed}")]
     NoSpace { path: PathBuf, needed: String },
     #[error("{0}")]

@@ -62,10 +62,9 @@ impl Repo {
                 }
                 return Err(Error::invalid(path, "Not a directory"));
             } else {
-                return Err(Error::invalid(
-                    "",
-                    format!("No such file or directory: {path}"),
-                ));
+                // Like ostree, name the first component that is missing.
+                let missing = format!("/{}", comps[..=i].join("/"));
+                return Err(Error::NoSuchPath(missing));
             }
         }
         Ok(Resolved::Dir { tree, meta })

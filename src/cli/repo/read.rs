@@ -213,7 +213,7 @@ pub fn cat(repo: &Option<PathBuf>, a: CatArgs) -> Result<ExitCode> {
                 obj.copy_verified(&mut w)?;
             }
             Ok(Resolved::Dir { .. }) => bail!("Is a directory: {p}"),
-            Err(_) => bail!("No such file or directory: {p}"),
+            Err(e) => return Err(e.into()),
         }
     }
     w.flush()?;

@@ -7,6 +7,7 @@
 //! tmux, busybox-static; under CI (KILN_CI or CI set) a missing piece fails
 //! the test instead of skipping it.
 
+use kiln_toolbox::{ContainerInfo, ListOutput};
 use std::collections::BTreeSet;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -131,11 +132,10 @@ fn env() -> Option<&'static Env> {
         // Leftovers of an interrupted earlier run.
         let out = kiln_in(&env, USER, &["toolbox", "list", "--json", "-c"], None, &[]);
         if out.status.success() {
-            let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            for c in list["containers"].as_array().unwrap() {
-                let name = c["name"].as_str().unwrap();
-                if name.starts_with("t-") {
-                    kiln_in(&env, USER, &["toolbox", "rm", "-f", name], None, &[]);
+            let list: ListOutput = serde_json::from_slice(&out.stdout).unwrap();
+            for c in &list.containers {
+                if c.name.starts_with("t-") {
+                    kiln_in(&env, USER, &["toolbox", "rm", "-f", &c.name], None, &[]);
                 }
             }
         }
@@ -218,7 +218,8 @@ fn ok(out: &Output, what: &str) -> String {
     text(&out.stdout)
 }
 
-fn list(env: &Env) -> serde_json::Value {
+/// `list --json`, read into the library's own types.
+fn list(env: &Env) -> ListOutput {
     serde_json::from_str(&ok(
         &kiln(env, &["toolbox", "list", "--json"]),
         "list --json",
@@ -226,12 +227,8 @@ fn list(env: &Env) -> serde_json::Value {
     .unwrap()
 }
 
-fn container<'a>(list: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
-    list["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
+fn container<'a>(list: &'a ListOutput, name: &str) -> Option<&'a ContainerInfo> {
+    list.containers.iter().find(|c| c.name == name)
 }
 
 fn name(tag: &str) -> String {
@@ -443,18 +440,14 @@ fn unprivileged_user_lifecycle() {
     // list --json.
     let l = list(env);
     let c = container(&l, &c1).expect("c1 listed");
-    assert_eq!(c["image"], "debian:bookworm");
-    assert_eq!(c["running"], true);
-    assert!(c["size"].as_u64().unwrap() > 0);
-    assert!(c["created"].as_str().unwrap().ends_with('Z'));
-    let image_id = c["image_id"].as_str().unwrap().to_string();
-    let image = l["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == image_id.as_str())
-        .unwrap();
-    let image_size = image["size"].as_u64().unwrap();
+    assert_eq!(c.image, "debian:bookworm");
+    assert!(c.running);
+    assert!(c.size > 0);
+    assert!(c.created.ends_with('Z'));
+    let image_id = c.image_id.clone();
+    let image = l.images.iter().find(|i| i.id == image_id).unwrap();
+    assert!(image.containers.contains(&c1));
+    let image_size = image.size;
 
     // A second container from the same image costs almost nothing.
     ok(&kiln(env, &["toolbox", "create", &c2]), "create c2");
@@ -463,7 +456,7 @@ fn unprivileged_user_lifecycle() {
         "run in c2",
     );
     let l = list(env);
-    let size2 = container(&l, &c2).unwrap()["size"].as_u64().unwrap();
+    let size2 = container(&l, &c2).unwrap().size;
     eprintln!(
         "disk: image {image_size} bytes shared; second container's own layer {size2} bytes ({:.3}% of the image)",
         size2 as f64 * 100.0 / image_size as f64
@@ -616,7 +609,8 @@ fn errors_are_clear() {
         text(&out.stderr)
     );
 
-    let out = kiln(env, &["toolbox", "rmi", "debian:bookworm"]);
+    let image_id = container(&list(env), &c).unwrap().image_id.clone();
+    let out = kiln(env, &["toolbox", "rmi", &image_id]);
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("is used by container(s)"),
@@ -681,15 +675,7 @@ fn concurrent_creates_of_one_name() {
         text(&loser.stderr)
     );
     let l = list(env);
-    assert_eq!(
-        l["containers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|x| x["name"] == c.as_str())
-            .count(),
-        1
-    );
+    assert_eq!(l.containers.iter().filter(|x| x.name == c).count(), 1);
     assert_eq!(
         ok(
             &kiln(env, &["toolbox", "run", "-c", &c, "echo", "ok"]),
@@ -891,6 +877,28 @@ fn oci_image_with_whiteouts() {
     oci_layout(&layout, &[l1, l2]);
     let (c1, c2) = (name("oci1"), name("oci2"));
     let _cleanup = Cleanup(env, vec![c1.clone(), c2.clone()]);
+    // Killed while unpacking: nothing is listed, the next create works.
+    let out = kiln_in(
+        env,
+        USER,
+        &[
+            "toolbox",
+            "create",
+            &c1,
+            "--image",
+            layout.to_str().unwrap(),
+        ],
+        None,
+        &[("KILN_FAILPOINT", "toolbox:unpack-layer")],
+    );
+    assert!(!out.status.success(), "the fail point must kill create");
+    let l = list(env);
+    let layout_name = layout.display().to_string();
+    assert!(
+        !l.images.iter().any(|i| i.name.starts_with(&layout_name)),
+        "a half-unpacked image is listed"
+    );
+    assert!(container(&l, &c1).is_none());
     ok(
         &kiln(
             env,
@@ -939,14 +947,11 @@ fn oci_image_with_whiteouts() {
         "create from archive",
     );
     let l = list(env);
-    let id1 = container(&l, &c1).unwrap()["image_id"].clone();
-    assert_eq!(container(&l, &c2).unwrap()["image_id"], id1);
+    let id1 = container(&l, &c1).unwrap().image_id.clone();
+    assert_eq!(container(&l, &c2).unwrap().image_id, id1);
     assert_eq!(run(&c2, "cat /etc/keep"), "layer two\n");
     ok(&kiln(env, &["toolbox", "rm", "-f", &c1, &c2]), "rm");
-    ok(
-        &kiln(env, &["toolbox", "rmi", id1.as_str().unwrap()]),
-        "rmi",
-    );
+    ok(&kiln(env, &["toolbox", "rmi", &id1]), "rmi");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -958,7 +963,6 @@ fn malformed_oci_images_are_refused() {
     let outside = dir.join("outside");
     std::fs::create_dir(&outside).unwrap();
     sh(&format!("chown {USER}: {}", outside.display()));
-    let images_before = list(env)["images"].as_array().unwrap().len();
     let try_create = |layout: &Path| {
         kiln(
             env,
@@ -1026,9 +1030,9 @@ fn malformed_oci_images_are_refused() {
         "something was written outside"
     );
     let l = list(env);
-    assert_eq!(
-        l["images"].as_array().unwrap().len(),
-        images_before,
+    let dir_name = dir.display().to_string();
+    assert!(
+        !l.images.iter().any(|i| i.name.starts_with(&dir_name)),
         "a refused image was kept"
     );
     assert!(container(&l, &name("bad")).is_none());

@@ -12,6 +12,9 @@ pub enum Error {
     #[error("no such toolbox image: {0}")]
     NoSuchImage(String),
 
+    #[error("{name} names several images ({ids}); give an id")]
+    AmbiguousImage { name: String, ids: String },
+
     #[error("toolbox container {0} already exists")]
     ContainerExists(String),
 

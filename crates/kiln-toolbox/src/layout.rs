@@ -214,8 +214,16 @@ impl Store {
             return Ok(i.clone());
         }
         let by_name: Vec<_> = images.iter().filter(|i| i.name == what).collect();
-        if by_name.len() == 1 {
-            return Ok(by_name[0].clone());
+        match by_name.len() {
+            0 => {}
+            1 => return Ok(by_name[0].clone()),
+            _ => {
+                let ids: Vec<&str> = by_name.iter().map(|i| i.id.as_str()).collect();
+                return Err(Error::AmbiguousImage {
+                    name: what.into(),
+                    ids: ids.join(", "),
+                });
+            }
         }
         let by_prefix: Vec<_> = images.iter().filter(|i| i.id.starts_with(what)).collect();
         if by_prefix.len() == 1 && !what.is_empty() {

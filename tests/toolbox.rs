@@ -174,8 +174,10 @@ fn kiln_in(
     } else {
         format!("{CACHE}/{user}-data")
     };
-    let mut cmd = Command::new("runuser");
-    cmd.args(["-u", user, "--", "env", "-i"])
+    // A hang must not eat CI's budget: every kiln command is killed after
+    // 10 minutes (the first one may build the default image).
+    let mut cmd = Command::new("timeout");
+    cmd.args(["-k", "10", "600", "runuser", "-u", user, "--", "env", "-i"])
         .arg(format!("HOME={home}"))
         .arg(format!("USER={user}"))
         .arg(format!("LOGNAME={user}"))
@@ -640,8 +642,12 @@ fn concurrent_creates_of_one_name() {
     let c = name("race");
     let _cleanup = Cleanup(env, vec![c.clone()]);
     let spawn = || {
-        Command::new("runuser")
+        Command::new("timeout")
             .args([
+                "-k",
+                "10",
+                "600",
+                "runuser",
                 "-u",
                 USER,
                 "--",
@@ -1053,7 +1059,8 @@ fn root_uses_toolbox_too() {
     oci_layout(&layout, &[l1, l2]);
     let data = dir.join("data");
     let root_kiln = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_kiln"))
+        Command::new("timeout")
+            .args(["-k", "10", "300", env!("CARGO_BIN_EXE_kiln")])
             .args(args)
             .env("KILN_TOOLBOX_DIR", &data)
             .env("HOME", "/root")

@@ -1,4 +1,5 @@
 //! The few system calls that need `unsafe`. Everything else uses rustix.
+#![allow(unsafe_code)]
 
 use rustix::io::Errno;
 

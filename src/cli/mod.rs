@@ -1,6 +1,7 @@
 //! Command-line front end: the only part of kiln that prints.
 
 pub mod admin;
+pub mod app;
 pub mod delta;
 pub mod demo;
 pub mod progress;
@@ -37,6 +38,8 @@ pub enum Command {
     Toolbox(toolbox::ToolboxArgs),
     /// OSTree sysroot verbs (`ostree admin`'s verbs and flags).
     Admin(admin::AdminArgs),
+    /// Flatpak-compatible apps (`flatpak`'s verbs and flags).
+    App(app::AppArgs),
     #[command(flatten)]
     System(system::SystemCommand),
     /// Serve an archive repo over HTTP (GET/HEAD, ranges, keep-alive).
@@ -54,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Toolbox(args) => toolbox::run(args),
         Command::Admin(args) => admin::run(args),
+        Command::App(args) => app::run(args),
         Command::System(c) => system::run(c, cli.verbose),
         Command::Serve(args) => serve::run(args),
     };

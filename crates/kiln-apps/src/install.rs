@@ -30,7 +30,7 @@ pub struct Change {
 /// Progress and messages for the CLI.
 pub trait Events {
     fn message(&self, _text: &str) {}
-    fn pull_started(&self, _what: &AppRef, _progress: &Progress) {}
+    fn pull_started(&self, _what: &AppRef, _progress: &std::sync::Arc<Progress>) {}
     fn pull_finished(&self, _what: &AppRef) {}
 }
 
@@ -61,7 +61,7 @@ fn pull_one(
         allow_downgrade: true,
         ..Default::default()
     };
-    let progress = Progress::new();
+    let progress = std::sync::Arc::new(Progress::new());
     events.pull_started(r, &progress);
     let res = kiln_remote::pull(repo, remote, &[req], &opts, &progress);
     events.pull_finished(r);

@@ -290,7 +290,15 @@ pub fn build_export(
                 .subject
                 .clone()
                 .unwrap_or_else(|| format!("Export {}", md.name)),
-            body: opts.body.clone().unwrap_or_default(),
+            body: opts.body.clone().unwrap_or_else(|| {
+                format!(
+                    "Name: {}\nArch: {}\nBranch: {}\nBuilt with: kiln {}",
+                    md.name,
+                    arch,
+                    branch,
+                    env!("CARGO_PKG_VERSION")
+                )
+            }),
             timestamp: opts.timestamp,
             parent: ParentSpec::BranchHead,
             metadata,

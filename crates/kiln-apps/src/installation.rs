@@ -433,7 +433,7 @@ impl Installation {
             }
             _ => {
                 remove_file_if_exists(&d.join("previous"))?;
-                repo.set_ref(&pin_ref("kiln-previous", r), None)?;
+                unset_ref(repo, &pin_ref("kiln-previous", r))?;
             }
         }
         repo.set_ref(&pin_ref("deploy", r), Some(&parse_csum(commit)?))?;
@@ -481,8 +481,8 @@ impl Installation {
         kiln_store::util::syncfs(&self.base)?;
         failpoint::hit("app:uninstall-after-unlink");
         remove_file_if_exists(&d.join("previous"))?;
-        repo.set_ref(&pin_ref("deploy", r), None)?;
-        repo.set_ref(&pin_ref("kiln-previous", r), None)?;
+        unset_ref(repo, &pin_ref("deploy", r))?;
+        unset_ref(repo, &pin_ref("kiln-previous", r))?;
         remove_tree(&d)?;
         // Tidy empty parents and the app's `current` link.
         let id_dir = self.base.join(r.kind.as_str()).join(&r.id);
@@ -543,6 +543,14 @@ impl Installation {
 /// `deploy/app/ID/ARCH/BRANCH` style refs that keep commits from pruning.
 pub fn pin_ref(prefix: &str, r: &AppRef) -> String {
     format!("{prefix}/{r}")
+}
+
+/// Delete a local ref if it exists.
+pub fn unset_ref(repo: &Repo, name: &str) -> Result<()> {
+    if repo.resolve_ref(name)?.is_some() {
+        repo.set_ref(name, None)?;
+    }
+    Ok(())
 }
 
 fn parse_csum(c: &str) -> Result<kiln_store::Checksum> {

@@ -76,7 +76,7 @@ fn ensure_user(user: &str, with_subids: bool) {
                 text.push('\n');
             }
             text.push_str(&format!("{user}:{end}:65536\n"));
-            std::fs::write(file, text).unwrap();
+            write_atomically(file, &text);
         }
         if !with_subids && has {
             let kept: String = text
@@ -84,9 +84,17 @@ fn ensure_user(user: &str, with_subids: bool) {
                 .filter(|l| l.split(':').next() != Some(user))
                 .map(|l| format!("{l}\n"))
                 .collect();
-            std::fs::write(file, kept).unwrap();
+            write_atomically(file, &kept);
         }
     }
+}
+
+/// Readers never see a half-written /etc/subuid.
+fn write_atomically(path: &str, text: &str) {
+    let tmp = format!("{path}.kiln-test");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }
 
 fn env() -> Option<&'static Env> {
@@ -107,7 +115,10 @@ fn env() -> Option<&'static Env> {
                 return None;
             }
         }
+        // Both users are set up here, before tests run in parallel: other
+        // tests read /etc/subuid while this writes it.
         ensure_user(USER, true);
+        ensure_user(NOSUB_USER, false);
         std::fs::create_dir_all(format!("{CACHE}/bin")).unwrap();
         for d in [CACHE.to_string(), format!("{CACHE}/bin")] {
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -621,7 +632,6 @@ fn errors_are_clear() {
     );
 
     // A user without subordinate ids is told what to add.
-    ensure_user(NOSUB_USER, false);
     let data = format!("{CACHE}/{NOSUB_USER}-data");
     std::fs::create_dir_all(&data).unwrap();
     sh(&format!("chown {NOSUB_USER}: {data}"));

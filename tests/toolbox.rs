@@ -123,10 +123,13 @@ fn env() -> Option<&'static Env> {
         for d in [CACHE.to_string(), format!("{CACHE}/bin")] {
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        // The test user cannot read target/: give it its own copy.
-        let bin = PathBuf::from(format!("{CACHE}/bin/kiln-{}", std::process::id()));
-        std::fs::copy(env!("CARGO_BIN_EXE_kiln"), &bin).unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The test user cannot read target/: give it its own copy, renamed
+        // into place (a running container's init may still use the old one).
+        let bin = PathBuf::from(format!("{CACHE}/bin/kiln"));
+        let tmp = PathBuf::from(format!("{CACHE}/bin/.kiln-{}", std::process::id()));
+        std::fs::copy(env!("CARGO_BIN_EXE_kiln"), &tmp).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&tmp, &bin).unwrap();
         let uid = id_of(USER, "-u").unwrap();
         let gid = id_of(USER, "-g").unwrap();
         // Kept across runs: the default image is built once.

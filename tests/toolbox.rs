@@ -132,6 +132,12 @@ fn env() -> Option<&'static Env> {
         std::fs::rename(&tmp, &bin).unwrap();
         let uid = id_of(USER, "-u").unwrap();
         let gid = id_of(USER, "-g").unwrap();
+        // A session's runtime directory, as logind would make it.
+        let runtime = format!("/run/user/{uid}");
+        std::fs::create_dir_all(&runtime).unwrap();
+        sh(&format!(
+            "chmod 755 /run/user && chown {USER}: {runtime} && chmod 700 {runtime}"
+        ));
         // Kept across runs: the default image is built once.
         let data = PathBuf::from(format!("{CACHE}/{USER}-data"));
         std::fs::create_dir_all(&data).unwrap();
@@ -199,6 +205,9 @@ fn kiln_in(
         .arg("LANG=C.UTF-8")
         .arg("SHELL=/bin/bash")
         .arg(format!("XDG_DATA_HOME={data}"));
+    if user == USER {
+        cmd.arg(format!("XDG_RUNTIME_DIR=/run/user/{}", env.uid));
+    }
     for (k, v) in extra_env {
         cmd.arg(format!("{k}={v}"));
     }
@@ -372,6 +381,14 @@ fn unprivileged_user_lifecycle() {
         "{}",
         text(&out.stderr)
     );
+
+    // The session's runtime directory (Wayland, PipeWire, D-Bus sockets).
+    let marker = format!("/run/user/{}/kiln-test-{}", env.uid, std::process::id());
+    std::fs::write(&marker, "runtime\n").unwrap();
+    let script = format!("cat \"$XDG_RUNTIME_DIR\"/kiln-test-{}", std::process::id());
+    let out = kiln(env, &["toolbox", "run", "-c", &c1, "sh", "-c", &script]);
+    assert_eq!(ok(&out, "cat in XDG_RUNTIME_DIR"), "runtime\n");
+    std::fs::remove_file(&marker).unwrap();
 
     // Passwordless sudo, and apt installs inside only.
     let out = kiln(

@@ -168,7 +168,11 @@ impl Fetcher {
             }
             Transport::Http { agent, base } => {
                 let url = format!("{base}/{rel}");
-                match agent.get(&url).call() {
+                let answer = match self.call_with_timeout(agent, url) {
+                    Ok(a) => a,
+                    Err(why) => return Err(Attempt::Retry(why)),
+                };
+                match answer {
                     Ok(resp) => {
                         let len = resp
                             .header("Content-Length")
@@ -188,6 +192,37 @@ impl Fetcher {
                 }
             }
         }
+    }
+
+    /// `GET url`, waiting at most the idle timeout for the response head.
+    ///
+    /// ureq 2 applies `timeout_read` to fresh connections and to bodies, but
+    /// not to the status line read on a connection reused from its pool: a
+    /// server that stalls there would hang us. The request runs on a helper
+    /// thread; when it does not answer in time we give up on it (the thread
+    /// ends when the server closes or the process exits).
+    fn call_with_timeout(
+        &self,
+        agent: &ureq::Agent,
+        url: String,
+    ) -> std::result::Result<std::result::Result<ureq::Response, ureq::Error>, String> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let agent = agent.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kiln-http".into())
+            .spawn(move || {
+                let _ = tx.send(agent.get(&url).call());
+            });
+        if let Err(e) = spawned {
+            return Err(format!("cannot start a thread: {e}"));
+        }
+        let wait = self.opts.idle_timeout + self.opts.connect_timeout;
+        rx.recv_timeout(wait).map_err(|_| {
+            format!(
+                "timed out after {}s waiting for the response",
+                wait.as_secs()
+            )
+        })
     }
 
     fn fetch_error(&self, rel: &str, why: String) -> Error {

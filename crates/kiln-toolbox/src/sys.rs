@@ -95,3 +95,15 @@ pub(crate) fn make_tree_readonly(tree: std::os::fd::BorrowedFd<'_>) -> Result<()
         Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO))
     }
 }
+
+/// Ignore SIGINT and SIGQUIT in kiln while it waits for the command, as
+/// `system(3)` does: Ctrl-C goes to the command, whose status kiln returns.
+pub(crate) fn ignore_terminal_signals() {
+    // SAFETY: installing SIG_IGN has no handler code to run and no
+    // preconditions; the command was already spawned with default
+    // dispositions.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+}

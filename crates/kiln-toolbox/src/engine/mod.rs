@@ -117,7 +117,9 @@ pub(crate) fn run(
     mapping: &IdMapping,
     spec: &RunSpec,
 ) -> Result<i32> {
-    if !try_join(paths, mapping)? {
+    if try_join(paths, mapping)? {
+        tracing::debug!("joined running container {}", paths.name);
+    } else {
         let state = paths.state();
         std::fs::create_dir_all(&state).ctx("create", &state)?;
         let lock_path = state.join("lock");
@@ -131,6 +133,7 @@ pub(crate) fn run(
         // Someone may have started it while we waited.
         if !try_join(paths, mapping)? {
             start(paths, user, mapping, spec)?;
+            tracing::debug!("started container {}", paths.name);
         }
         drop(lock);
     }
@@ -414,7 +417,12 @@ fn exec(paths: &ContainerPaths, user: &HostUser, spec: &RunSpec) -> Result<i32> 
         .env("KILN_TOOLBOX", &paths.name)
         .env("container", "kiln")
         .current_dir(&cwd);
-    let status = match cmd.status() {
+    tracing::debug!(command = %shown, cwd = %cwd.display(), "running in {}", paths.name);
+    let spawned = cmd.spawn().and_then(|mut child| {
+        sys::ignore_terminal_signals();
+        child.wait()
+    });
+    let status = match spawned {
         Ok(s) => s,
         Err(e)
             if e.kind() == std::io::ErrorKind::NotFound

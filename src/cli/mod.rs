@@ -2,8 +2,11 @@
 
 pub mod admin;
 pub mod app;
+pub mod boot;
+pub mod compose;
 pub mod delta;
 pub mod demo;
+pub mod install;
 pub mod progress;
 pub mod remote;
 pub mod repo;
@@ -38,6 +41,12 @@ pub enum Command {
     Toolbox(toolbox::ToolboxArgs),
     /// OSTree sysroot verbs (`ostree admin`'s verbs and flags).
     Admin(admin::AdminArgs),
+    /// Make OSTree OS trees from Debian (a root file system or a manifest).
+    Compose(compose::ComposeArgs),
+    /// Install to a disk or image (`to-disk`); packages: not built yet.
+    Install(install::InstallArgs),
+    /// Bootloader: boot counting, marking a boot good, the GRUB menu.
+    Boot(boot::BootArgs),
     /// Flatpak-compatible apps (`flatpak`'s verbs and flags).
     App(app::AppArgs),
     #[command(flatten)]
@@ -57,6 +66,9 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Toolbox(args) => toolbox::run(args),
         Command::Admin(args) => admin::run(args),
+        Command::Compose(args) => compose::run(args),
+        Command::Install(args) => install::run(args),
+        Command::Boot(args) => boot::run(args),
         Command::App(args) => app::run(args),
         Command::System(c) => system::run(c, cli.verbose),
         Command::Serve(args) => serve::run(args),

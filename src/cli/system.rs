@@ -313,6 +313,9 @@ fn status(s: &Sysroot, json: bool, verbose: bool) -> Result<()> {
             }
         }
     }
+    if let Some(note) = s.boot_health().note() {
+        println!("{note}");
+    }
     Ok(())
 }
 

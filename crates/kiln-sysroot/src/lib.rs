@@ -11,6 +11,8 @@
 #![forbid(unsafe_code)]
 
 pub mod bootconfig;
+pub mod bootcount;
+pub mod bootloader_grub;
 mod cleanup;
 mod deploy;
 pub mod deployment;

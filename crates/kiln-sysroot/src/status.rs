@@ -46,7 +46,8 @@ pub struct DeploymentStatus {
     pub kargs: Option<String>,
     /// Relative to the sysroot.
     pub path: String,
-    /// Boot counting (left for the boot-counter issue): always null.
+    /// Boots left before the bootloader falls back, for a deployment on
+    /// trial (boot counting; null otherwise).
     pub boot_counter: Option<u32>,
 }
 
@@ -93,7 +94,7 @@ impl Sysroot {
                     bootcsum: d.bootcsum.clone(),
                     kargs: d.options().map(str::to_string),
                     path: d.relpath(),
-                    boot_counter: None,
+                    boot_counter: self.boot_tries_left(d),
                 }
             })
             .collect();

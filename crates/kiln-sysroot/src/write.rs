@@ -225,6 +225,7 @@ impl Sysroot {
         for d in new.iter_mut() {
             self.install_deployment_kernel(new_bv, d, n, show_osname)?;
         }
+        crate::bootloader_grub::on_bootswap(self, new_bv, new)?;
         failpoint::hit("deploy:after-bls");
         let new_sub = self.create_new_bootlinks(new_bv, new)?;
         self.swap_bootlinks(new_bv, new_sub)?;

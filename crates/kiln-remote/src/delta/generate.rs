@@ -102,8 +102,8 @@ struct NewFile {
     csum: Checksum,
     meta: FileMeta,
     size: u64,
-    /// Sort key: (extension, basename).
-    key: (String, String),
+    /// Sort key: see [`order_key`].
+    key: (String, String, String),
 }
 
 /// (new file index, source checksum, patch).
@@ -119,6 +119,15 @@ enum Item {
     },
 }
 
+/// Where a file goes in a part: by directory (a Python `__pycache__`
+/// beside its sources), then extension, then name. Neighbours in a tree
+/// are alike, so this compresses better than ostree's hash order, and
+/// cutting the sequence into contiguous slices (one per core) loses little.
+fn order_key(dir: &str, name: &str) -> (String, String, String) {
+    let d = dir.strip_suffix("/__pycache__").unwrap_or(dir).to_string();
+    (d, ext_of(name), name.to_string())
+}
+
 fn ext_of(name: &str) -> String {
     name.rsplit_once('.')
         .map(|(_, e)| e.to_ascii_lowercase())
@@ -132,17 +141,22 @@ fn not_delta_candidate(name: &str) -> bool {
     )
 }
 
-/// Walk a commit's tree: for every file, (basename, checksum), and every
-/// dirtree/dirmeta in walk order.
+/// Walk a commit's tree: for every file, (basename, checksum) and its
+/// directory, and every dirtree/dirmeta in walk order.
 fn walk_names(
     repo: &Repo,
     commit: &Commit,
     files: &mut Vec<(String, Checksum)>,
+    file_dirs: &mut Vec<std::sync::Arc<str>>,
     dirs: &mut Vec<(ObjectType, Checksum)>,
 ) -> Result<()> {
     let mut seen = BTreeSet::new();
-    let mut stack = vec![(commit.root_tree, commit.root_meta)];
-    while let Some((tree, meta)) = stack.pop() {
+    let mut stack = vec![(
+        commit.root_tree,
+        commit.root_meta,
+        std::sync::Arc::<str>::from(""),
+    )];
+    while let Some((tree, meta, path)) = stack.pop() {
         if seen.insert((ObjectType::DirMeta, meta)) {
             dirs.push((ObjectType::DirMeta, meta));
         }
@@ -153,13 +167,18 @@ fn walk_names(
         let dt = repo.read_dirtree(&tree)?;
         for (n, c) in dt.files {
             files.push((n, c));
+            file_dirs.push(path.clone());
         }
-        for (_, t, m) in dt.dirs.into_iter().rev() {
-            stack.push((t, m));
+        for (n, t, m) in dt.dirs.into_iter().rev() {
+            stack.push((t, m, format!("{path}/{n}").into()));
         }
     }
     Ok(())
 }
+
+/// Below this much payload a delta is one part (splitting by kind to use
+/// several cores is not worth a worse ratio).
+const PARALLEL_SPLIT_MIN: u64 = 4_000_000;
 
 /// Generate a delta from `from` (`None`: from scratch) to `to`.
 pub fn generate(
@@ -179,13 +198,20 @@ pub fn generate(
     if let Some(f) = &from {
         let fc = repo.read_commit(f)?;
         let mut dirs = Vec::new();
-        walk_names(repo, &fc, &mut from_files, &mut dirs)?;
+        walk_names(repo, &fc, &mut from_files, &mut Vec::new(), &mut dirs)?;
         from_objs.extend(dirs);
         from_objs.extend(from_files.iter().map(|(_, c)| (ObjectType::File, *c)));
     }
     let mut to_files = Vec::new();
     let mut to_dirs = Vec::new();
-    walk_names(repo, &to_commit, &mut to_files, &mut to_dirs)?;
+    let mut to_file_dirs = Vec::new();
+    walk_names(
+        repo,
+        &to_commit,
+        &mut to_files,
+        &mut to_file_dirs,
+        &mut to_dirs,
+    )?;
 
     let mut items: Vec<Item> = to_dirs
         .iter()
@@ -200,25 +226,25 @@ pub fn generate(
 
     // New content objects with their first basename.
     let mut new_files: Vec<NewFile> = Vec::new();
-    let mut names_of: HashMap<Checksum, Vec<String>> = HashMap::new();
-    for (n, c) in &to_files {
-        if from_objs.contains(&(ObjectType::File, *c)) {
-            continue;
+    // First path of each new object, in walk order.
+    let mut first_seen: HashMap<Checksum, usize> = HashMap::new();
+    for (i, (_, c)) in to_files.iter().enumerate() {
+        if !from_objs.contains(&(ObjectType::File, *c)) {
+            first_seen.entry(*c).or_insert(i);
         }
-        names_of.entry(*c).or_default().push(n.clone());
     }
-    let mut uniq: Vec<(Checksum, Vec<String>)> = names_of.into_iter().collect();
+    let mut uniq: Vec<(Checksum, usize)> = first_seen.into_iter().collect();
     uniq.sort_by_key(|a| a.0);
     let loaded: Vec<Result<NewFile>> = uniq
         .par_iter()
-        .map(|(c, names)| {
-            let obj = repo.load_content(c)?;
-            let first = names.iter().min().cloned().unwrap_or_default();
+        .map(|&(c, i)| {
+            let obj = repo.load_content(&c)?;
+            let name = &to_files[i].0;
             Ok(NewFile {
-                csum: *c,
+                csum: c,
                 meta: obj.meta,
                 size: obj.size,
-                key: (ext_of(&first), first),
+                key: order_key(&to_file_dirs[i], name),
             })
         })
         .collect();
@@ -351,28 +377,54 @@ pub fn generate(
     items.extend(regular.into_iter().map(Item::File));
     items.extend(links.into_iter().map(Item::File));
 
-    // Cut into parts by payload size.
-    let max_chunk = opts.max_chunk_size.max(1) as u64 * 1_000_000;
-    let mut plans: Vec<Vec<Item>> = vec![Vec::new()];
-    let mut cur = 0u64;
+    // xz is the cost of a delta and runs on one core per stream. Blocks
+    // of one stream lose the matches across blocks; contiguous slices of
+    // the tree-ordered files lose little (see `order_key`), so with several
+    // cores the regular files are cut into that many slices of equal size,
+    // each its own part(s), compressed in parallel.
+    let threads = rayon::current_num_threads().max(1);
+    let item_size = |it: &Item| match it {
+        Item::Meta(..) => 512,
+        Item::File(i) => new_files[*i].size,
+        Item::Patch { patch, .. } => patch.len() as u64,
+    };
+    let total: u64 = items.iter().map(item_size).sum();
+    let bins = if threads > 1 && total > PARALLEL_SPLIT_MIN {
+        threads
+    } else {
+        1
+    };
+    let mut binned: Vec<Vec<Item>> = (0..bins).map(|_| Vec::new()).collect();
+    let slice = total.div_ceil(bins as u64).max(1);
+    let mut acc = 0u64;
     for it in items {
-        let sz = match &it {
-            Item::Meta(..) => 512,
-            Item::File(i) => new_files[*i].size,
-            Item::Patch { patch, .. } => patch.len() as u64,
-        };
-        if plans.last().map(|p| !p.is_empty()).unwrap_or(false) && cur + sz > max_chunk {
-            plans.push(Vec::new());
-            cur = 0;
-        }
-        cur += sz;
-        if let Some(p) = plans.last_mut() {
-            p.push(it);
-        }
+        let b = ((acc / slice) as usize).min(bins - 1);
+        acc += item_size(&it);
+        binned[b].push(it);
     }
 
-    let threads = rayon::current_num_threads().max(1) as u32;
-    let per_part_threads = if plans.len() == 1 { threads } else { 1 };
+    // Cut each bin into parts by payload size.
+    let max_chunk = opts.max_chunk_size.max(1) as u64 * 1_000_000;
+    let mut plans: Vec<Vec<Item>> = Vec::new();
+    for bin in binned.into_iter().filter(|b| !b.is_empty()) {
+        plans.push(Vec::new());
+        let mut cur = 0u64;
+        for it in bin {
+            let sz = item_size(&it);
+            if plans.last().map(|p| !p.is_empty()).unwrap_or(false) && cur + sz > max_chunk {
+                plans.push(Vec::new());
+                cur = 0;
+            }
+            cur += sz;
+            if let Some(p) = plans.last_mut() {
+                p.push(it);
+            }
+        }
+    }
+    if plans.is_empty() {
+        plans.push(Vec::new());
+    }
+    let per_part_threads = 1;
     let built: Vec<Result<(PartHeader, Vec<u8>)>> = plans
         .par_iter()
         .map(|plan| build_part(repo, plan, &new_files, opts, per_part_threads))

@@ -63,3 +63,6 @@ pub use error::{DeltaError, Result};
 pub use generate::{generate, Compression, DeltaInfo, GenerateOptions, PartInfo};
 pub use manage::{delete, list, show, PartShow, ShowInfo};
 pub use superblock::{parse_superblock, Endianness, FallbackEntry, PartHeader, Superblock};
+
+#[cfg(test)]
+mod tests;

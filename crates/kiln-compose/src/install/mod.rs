@@ -198,11 +198,29 @@ pub fn install_to_disk(opts: &InstallOptions, log: Log) -> Result<InstallResult>
     }
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
     let r = install_in(opts, &target, &work, log);
-    let _ = std::fs::remove_dir_all(&work);
+    remove_staging(&work);
     if r.is_err() {
         target.abandon();
     }
     r
+}
+
+/// Remove a staging directory; deployment roots are immutable (as ostree
+/// makes them), so the flag is cleared first.
+fn remove_staging(work: &Path) {
+    let deploy = work.join("root/ostree/deploy");
+    if let Ok(oses) = std::fs::read_dir(&deploy) {
+        for os in oses.flatten() {
+            if let Ok(ds) = std::fs::read_dir(os.path().join("deploy")) {
+                for d in ds.flatten() {
+                    if d.path().is_dir() {
+                        let _ = Command::new("chattr").arg("-i").arg(d.path()).status();
+                    }
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(work);
 }
 
 fn clean_stale_work(dir: &Path) {
@@ -213,7 +231,7 @@ fn clean_stale_work(dir: &Path) {
         let name = e.file_name().to_string_lossy().into_owned();
         if let Some(pid) = name.strip_prefix("kiln-install-") {
             if !Path::new("/proc").join(pid).exists() {
-                let _ = std::fs::remove_dir_all(e.path());
+                remove_staging(&e.path());
             }
         }
     }

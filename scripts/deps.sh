@@ -17,6 +17,9 @@ PACKAGES=(
   mtools           # mcopy into FAT images without mounting
   qemu-system-x86  # VM tests
   ovmf             # UEFI firmware for VM tests
+  grub-efi-amd64-bin # GRUB for the ESP of kiln install to-disk
+  grub-common      # grub-mkstandalone
+  fdisk            # sfdisk: GPT for kiln install to-disk
   xz-utils
   curl
   python3          # the tricky tree fixture's content generator

@@ -23,6 +23,7 @@ PACKAGES=(
   xz-utils
   curl
   python3          # the tricky tree fixture's content generator
+  busybox-static   # static busybox for OCI toolbox images and app runtimes
 )
 
 installed() {

@@ -241,7 +241,13 @@ impl Repo {
 
     /// Returns true if hardlinked, false if copied.
     fn checkout_file(&self, f: &FileJob, opts: &CheckoutOptions, hardlink: bool) -> Result<bool> {
-        if let Ok(st) = std::fs::symlink_metadata(&f.dest) {
+        // Without a union mode, creating the file reports an existing one
+        // (EEXIST), so don't spend a stat on every file.
+        let existing = match opts.overwrite {
+            Overwrite::None => None,
+            _ => std::fs::symlink_metadata(&f.dest).ok(),
+        };
+        if let Some(st) = existing {
             match opts.overwrite {
                 Overwrite::None => {
                     return Err(Error::io(
@@ -268,6 +274,37 @@ impl Repo {
                         ));
                     }
                     return Ok(false);
+                }
+            }
+        }
+        // Fast path for bare and bare-user-only repos: the object's own
+        // lstat says whether it can be linked (no xattr reads).
+        if hardlink && matches!(self.mode(), RepoMode::Bare | RepoMode::BareUserOnly) {
+            let src = self.object_path(&f.csum, ObjectType::File);
+            let st = match rustix::fs::statat(
+                rustix::fs::CWD,
+                &src,
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            ) {
+                Ok(st) => st,
+                Err(rustix::io::Errno::NOENT) => {
+                    return Err(Error::MissingObject {
+                        csum: f.csum,
+                        ty: ObjectType::File,
+                    })
+                }
+                Err(e) => return Err(Error::rio(&src, e)),
+            };
+            let fmt = st.st_mode & libc::S_IFMT;
+            let linkable = (fmt == libc::S_IFREG && st.st_size > 0)
+                || (fmt == libc::S_IFLNK && self.mode() == RepoMode::Bare);
+            if linkable {
+                match std::fs::hard_link(&src, &f.dest) {
+                    Ok(()) => return Ok(true),
+                    Err(e)
+                        if matches!(e.raw_os_error(), Some(libc::EXDEV) | Some(libc::EMLINK))
+                            && !opts.require_hardlinks => {}
+                    Err(e) => return Err(Error::io(&f.dest, e)),
                 }
             }
         }

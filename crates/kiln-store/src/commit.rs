@@ -6,12 +6,10 @@ use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::gvariant::{Type, Value, VarDict};
 use crate::mtree::{self, FileEntry, MDir, MTree};
-use crate::object::{self, Commit, DirMeta, FileMeta, ObjectType, Xattrs};
+use crate::object::{self, Commit, DirMeta, ObjectType, Xattrs};
 use crate::progress::Progress;
 use crate::repo::{LockKind, Repo, RepoMode};
-use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -79,32 +77,8 @@ impl Modifier {
             .extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
     }
 
-    fn is_active(&self, mode: RepoMode) -> bool {
-        self.canonical_permissions
-            || mode == RepoMode::BareUserOnly
-            || self.owner_uid.is_some()
-            || self.owner_gid.is_some()
-            || !self.mode_adds.is_empty()
-            || !self.mode_overrides.is_empty()
-            || !self.skip_list.is_empty()
-    }
-
     /// Apply to one entry; `false` means skip it.
     #[allow(clippy::too_many_arguments)]
-    #[allow(clippy::too_many_arguments)]
-    fn apply(
-        &self,
-        repo_mode: RepoMode,
-        path: &str,
-        uid: &mut u32,
-        gid: &mut u32,
-        mode: &mut u32,
-        xattrs: &mut Xattrs,
-        used: &Mutex<HashSet<String>>,
-    ) -> bool {
-        self.apply_inner(repo_mode, path, uid, gid, mode, xattrs, used, true)
-    }
-
     /// `sort_xattrs`: sort by name and drop empty values, as ostree does
     /// for files read from disk (not for tarballs).
     #[allow(clippy::too_many_arguments)]
@@ -198,154 +172,6 @@ pub struct CommitResult {
     pub bytes_written: u64,
 }
 
-/// A regular file or symlink found on disk, waiting to be stored.
-struct PendingFile {
-    path: PathBuf,
-    meta: FileMeta,
-    size: u64,
-    dev_ino: (u64, u64),
-}
-
-const SMALL_FILE: u64 = 4 << 20;
-
-struct Walker<'a> {
-    repo: &'a Repo,
-    modifier: &'a Modifier,
-    active: bool,
-    pending: Vec<PendingFile>,
-    skip_used: Mutex<HashSet<String>>,
-    progress: &'a Progress,
-}
-
-fn read_xattrs_or_empty(path: &Path) -> Result<Xattrs> {
-    crate::repo::read_xattrs_pub(path).map_err(|e| Error::io(path, e))
-}
-
-fn to_utf8(name: &std::ffi::OsStr, parent: &Path) -> Result<String> {
-    name.to_str().map(str::to_string).ok_or_else(|| {
-        Error::invalid(
-            parent.join(name).display().to_string(),
-            "file name is not valid UTF-8",
-        )
-    })
-}
-
-impl Walker<'_> {
-    fn dirmeta_of(
-        &self,
-        path: &Path,
-        tree_path: &str,
-        st: &std::fs::Metadata,
-    ) -> Result<Option<DirMeta>> {
-        let mut xattrs = read_xattrs_or_empty(path)?;
-        let (mut uid, mut gid, mut mode) = (st.uid(), st.gid(), st.mode());
-        if !self.modifier.apply(
-            self.repo.mode(),
-            tree_path,
-            &mut uid,
-            &mut gid,
-            &mut mode,
-            &mut xattrs,
-            &self.skip_used,
-        ) {
-            return Ok(None);
-        }
-        if !self.active {
-            object::canonicalize_xattrs(&mut xattrs);
-        }
-        Ok(Some(DirMeta {
-            uid,
-            gid,
-            mode,
-            xattrs,
-        }))
-    }
-
-    /// Walk `dir` into `tree` (merging with what is there).
-    fn walk_dir(&mut self, dir: &Path, tree_path: &str, tree: &mut MTree) -> Result<()> {
-        let st = std::fs::symlink_metadata(dir).map_err(|e| Error::io(dir, e))?;
-        if !st.is_dir() {
-            return Err(Error::invalid(dir.display().to_string(), "not a directory"));
-        }
-        if let Some(dm) = self.dirmeta_of(dir, tree_path, &st)? {
-            tree.meta = Some(mtree::write_dirmeta(self.repo, &dm)?);
-        }
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<std::io::Result<_>>()
-            .map_err(|e| Error::io(dir, e))?;
-        entries.sort();
-        for name_os in entries {
-            let name = to_utf8(&name_os, dir)?;
-            let path = dir.join(&name_os);
-            let child_tree_path = if tree_path == "/" {
-                format!("/{name}")
-            } else {
-                format!("{tree_path}/{name}")
-            };
-            let st = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
-            let ft = st.file_type();
-            if ft.is_dir() {
-                let dm = self.dirmeta_of(&path, &child_tree_path, &st)?;
-                if dm.is_none() {
-                    continue;
-                }
-                let sub = tree.dir_mut(self.repo, &name)?;
-                self.walk_dir(&path, &child_tree_path, sub)?;
-            } else if ft.is_file() || ft.is_symlink() {
-                let mut xattrs = read_xattrs_or_empty(&path)?;
-                let (mut uid, mut gid, mut mode) = (st.uid(), st.gid(), st.mode());
-                if !self.modifier.apply(
-                    self.repo.mode(),
-                    &child_tree_path,
-                    &mut uid,
-                    &mut gid,
-                    &mut mode,
-                    &mut xattrs,
-                    &self.skip_used,
-                ) {
-                    continue;
-                }
-                let symlink_target = if ft.is_symlink() {
-                    let t = std::fs::read_link(&path).map_err(|e| Error::io(&path, e))?;
-                    t.to_str()
-                        .ok_or_else(|| {
-                            Error::invalid(
-                                path.display().to_string(),
-                                "symlink target is not valid UTF-8",
-                            )
-                        })?
-                        .to_string()
-                } else {
-                    String::new()
-                };
-                let meta = FileMeta {
-                    uid,
-                    gid,
-                    mode,
-                    rdev: 0,
-                    symlink_target,
-                    xattrs,
-                };
-                let idx = self.pending.len();
-                self.progress
-                    .add_total(1, if ft.is_file() { st.len() } else { 0 });
-                self.pending.push(PendingFile {
-                    path,
-                    meta,
-                    size: if ft.is_file() { st.len() } else { 0 },
-                    dev_ino: (st.dev(), st.ino()),
-                });
-                tree.put_file(&name, FileEntry::Pending(idx));
-            } else {
-                return Err(Error::UnsupportedFileType(name));
-            }
-        }
-        Ok(())
-    }
-}
-
 impl Repo {
     /// Commit the layered sources (like `ostree commit`).
     pub fn commit(&self, opts: &CommitOptions, progress: &Progress) -> Result<CommitResult> {
@@ -382,18 +208,20 @@ impl Repo {
             },
         };
 
-        let mut walker = Walker {
-            repo: self,
-            modifier: &opts.modifier,
-            active: opts.modifier.is_active(self.mode()),
-            pending: Vec::new(),
-            skip_used: Mutex::new(HashSet::new()),
-            progress,
+        let devino = if opts.link_checkout_speedup {
+            self.devino_cache()?
+        } else {
+            HashMap::new()
         };
+        let mut walker = crate::commit_walk::DirWalk::new(self, &opts.modifier, progress, devino);
+        walker.write_trees = opts.sources.len() == 1;
         let mut root = MTree::default();
         for src in &opts.sources {
             match src {
-                TreeSource::Dir(d) => walker.walk_dir(d, "/", &mut root)?,
+                TreeSource::Dir(d) => match walker.commit_root(d)? {
+                    MDir::Existing { tree, meta } => merge_existing(self, &mut root, &tree, &meta)?,
+                    MDir::Tree(t) => merge_tree(self, &mut root, *t)?,
+                },
                 TreeSource::Ref(r) => {
                     let c = self.resolve_rev(r)?;
                     let commit = self.read_commit(&c)?;
@@ -429,13 +257,6 @@ impl Repo {
             ));
         }
 
-        let pending = std::mem::take(&mut walker.pending);
-        let devino = if opts.link_checkout_speedup {
-            self.devino_cache()?
-        } else {
-            HashMap::new()
-        };
-        let results = self.store_pending(&pending, &devino, progress)?;
         failpoint::hit("commit:after-objects");
 
         let default_meta = mtree::write_dirmeta(
@@ -447,10 +268,11 @@ impl Repo {
                 xattrs: vec![],
             },
         )?;
-        let (root_tree, root_meta) = root.write(self, &|i| results[i].0, &default_meta)?;
-        let files_total = results.len() as u64;
-        let files_written = results.iter().filter(|r| r.1).count() as u64;
-        let bytes_written = results.iter().filter(|r| r.1).map(|r| r.2).sum();
+        let (root_tree, root_meta) = root.write(self, &|_| Checksum([0; 32]), &default_meta)?;
+        use std::sync::atomic::Ordering;
+        let files_total = walker.files_total.load(Ordering::Relaxed);
+        let files_written = walker.files_written.load(Ordering::Relaxed);
+        let bytes_written = walker.bytes_written.load(Ordering::Relaxed);
 
         if opts.skip_if_unchanged {
             if let Some(p) = parent {
@@ -529,90 +351,6 @@ impl Repo {
         })
     }
 
-    /// Hash and store every pending file in parallel. Returns, per file,
-    /// (checksum, newly written, bytes).
-    fn store_pending(
-        &self,
-        pending: &[PendingFile],
-        devino: &HashMap<(u64, u64), Checksum>,
-        progress: &Progress,
-    ) -> Result<Vec<(Checksum, bool, u64)>> {
-        // Hardlinked sources: hash each inode once.
-        // (dev, ino, uid, gid, mode) -> checksum
-        type InodeKey = (u64, u64, u32, u32, u32);
-        let seen: Mutex<HashMap<InodeKey, Checksum>> = Mutex::new(HashMap::new());
-        pending
-            .par_iter()
-            .with_min_len(8)
-            .map(|pf| {
-                if let Some(c) = devino.get(&pf.dev_ino) {
-                    progress.add_done(1, pf.size);
-                    return Ok((*c, false, 0));
-                }
-                let key = (
-                    pf.dev_ino.0,
-                    pf.dev_ino.1,
-                    pf.meta.uid,
-                    pf.meta.gid,
-                    pf.meta.mode,
-                );
-                if pf.meta.is_regular() && pf.meta.xattrs.is_empty() {
-                    if let Some(c) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-                        progress.add_done(1, pf.size);
-                        return Ok((*c, false, 0));
-                    }
-                }
-                let r = self.store_one(pf)?;
-                if pf.meta.is_regular() && pf.meta.xattrs.is_empty() {
-                    seen.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(key, r.0);
-                }
-                progress.add_done(1, pf.size);
-                Ok(r)
-            })
-            .collect()
-    }
-
-    fn store_one(&self, pf: &PendingFile) -> Result<(Checksum, bool, u64)> {
-        if pf.meta.is_symlink() {
-            let (c, new) = self.write_content(&pf.meta, &[])?;
-            return Ok((c, new, 0));
-        }
-        let mut f = open_nofollow(&pf.path)?;
-        if pf.size <= SMALL_FILE {
-            let mut buf = Vec::with_capacity(pf.size as usize);
-            f.read_to_end(&mut buf)
-                .map_err(|e| Error::io(&pf.path, e))?;
-            if buf.len() as u64 != pf.size {
-                return Err(Error::invalid(
-                    pf.path.display().to_string(),
-                    "file changed size while being committed",
-                ));
-            }
-            let (c, new) = self.write_content(&pf.meta, &buf)?;
-            return Ok((c, new, if new { pf.size } else { 0 }));
-        }
-        let mut w = self.content_writer(&pf.meta, pf.size)?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf).map_err(|e| Error::io(&pf.path, e))?;
-            if n == 0 {
-                break;
-            }
-            w.write(&buf[..n]).map_err(|e| match e {
-                Error::Invalid { .. } => Error::invalid(
-                    pf.path.display().to_string(),
-                    "file changed size while being committed",
-                ),
-                e => e,
-            })?;
-        }
-        let existed_before = false;
-        let c = w.finish(None)?;
-        Ok((c, !existed_before, pf.size))
-    }
-
     /// (dev, ino) → checksum of every content object, for
     /// `--link-checkout-speedup`.
     fn devino_cache(&self) -> Result<HashMap<(u64, u64), Checksum>> {
@@ -667,8 +405,8 @@ fn merge_existing(repo: &Repo, tree: &mut MTree, t: &Checksum, m: &Checksum) -> 
         tree.put_file(&n, FileEntry::Done(c));
     }
     for (n, st, sm) in src.dirs {
-        let has_tree = matches!(tree.dirs.get(&n), Some(MDir::Tree(_)));
-        if has_tree {
+        if tree.dirs.contains_key(&n) {
+            // A directory on both layers: union, the newer layer winning.
             let sub = tree.dir_mut(repo, &n)?;
             merge_existing(repo, sub, &st, &sm)?;
         } else {
@@ -679,11 +417,25 @@ fn merge_existing(repo: &Repo, tree: &mut MTree, t: &Checksum, m: &Checksum) -> 
     Ok(())
 }
 
-fn open_nofollow(path: &Path) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| Error::io(path, e))
+/// Merge an in-memory layer into the tree; the layer wins.
+fn merge_tree(repo: &Repo, tree: &mut MTree, layer: MTree) -> Result<()> {
+    if layer.meta.is_some() {
+        tree.meta = layer.meta;
+    }
+    for (n, f) in layer.files {
+        tree.put_file(&n, f);
+    }
+    for (n, d) in layer.dirs {
+        if !tree.dirs.contains_key(&n) {
+            tree.files.remove(&n);
+            tree.dirs.insert(n, d);
+            continue;
+        }
+        let sub = tree.dir_mut(repo, &n)?;
+        match d {
+            MDir::Existing { tree: t, meta: m } => merge_existing(repo, sub, &t, &m)?,
+            MDir::Tree(t) => merge_tree(repo, sub, *t)?,
+        }
+    }
+    Ok(())
 }

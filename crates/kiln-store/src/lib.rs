@@ -8,6 +8,7 @@
 pub mod checkout;
 pub mod checksum;
 pub mod commit;
+mod commit_walk;
 pub mod datetime;
 pub mod diff;
 pub mod error;

@@ -73,6 +73,8 @@ pub struct Repo {
     /// Bytes this process may still write before the file system's
     /// `min-free-space` reserve is reached (set on the first write).
     space_budget: std::sync::Mutex<Option<i64>>,
+    /// `objects/XX` directories known to exist (one bit per XX).
+    pub(crate) object_dirs: [std::sync::atomic::AtomicU64; 4],
 }
 
 impl std::fmt::Debug for Repo {
@@ -164,6 +166,7 @@ impl Repo {
             zlib_level,
             lock: std::sync::Mutex::new(None),
             space_budget: std::sync::Mutex::new(None),
+            object_dirs: Default::default(),
         })
     }
 

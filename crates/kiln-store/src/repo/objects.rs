@@ -19,8 +19,13 @@ pub struct ObjectInfo {
 impl Repo {
     /// Whether the object exists locally.
     pub fn has_object(&self, csum: &Checksum, ty: ObjectType) -> bool {
-        rustix::fs::access(self.object_path(csum, ty), rustix::fs::Access::EXISTS).is_ok()
-            || std::fs::symlink_metadata(self.object_path(csum, ty)).is_ok()
+        // One lstat-like call; symlink objects (bare mode) count too.
+        rustix::fs::statat(
+            rustix::fs::CWD,
+            self.object_path(csum, ty),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .is_ok()
     }
 
     /// Read a metadata object and verify its checksum.
@@ -144,12 +149,20 @@ impl Repo {
     }
 
     pub(crate) fn ensure_object_dir(&self, csum: &Checksum) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let idx = csum.0[0] as usize;
+        let bit = 1u64 << (idx % 64);
+        if self.object_dirs[idx / 64].load(Ordering::Relaxed) & bit != 0 {
+            return Ok(());
+        }
         let dir = self.path().join("objects").join(&csum.to_hex()[..2]);
         match std::fs::create_dir(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(Error::io(&dir, e)),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(&dir, e)),
         }
+        self.object_dirs[idx / 64].fetch_or(bit, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Every loose object in the repo.

@@ -80,7 +80,8 @@ fresh() {
 }
 declare -A T SIZE
 for kind in empty fromto; do
-  if [ $kind = empty ]; then args=(--empty "$TO"); dir=$TO; else args=(--from="$FROM" "$TO"); dir=$FROM-$TO; fi
+  # no fallback objects: apply-offline refuses them
+  if [ $kind = empty ]; then args=(--min-fallback-size=0 --empty "$TO"); else args=(--min-fallback-size=0 --from="$FROM" "$TO"); fi
   for tool in kiln ostree; do : > "$W/t.$tool.gen.$kind"; : > "$W/t.$tool.apply.$kind"; done
   for ((i = 0; i < RUNS; i++)); do
     for tool in kiln ostree; do

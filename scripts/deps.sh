@@ -23,6 +23,11 @@ PACKAGES=(
   xz-utils
   curl
   python3          # the tricky tree fixture's content generator
+  flatpak          # the peer kiln app is checked against
+  xdg-dbus-proxy   # filtered session bus for kiln app run
+  busybox-static   # tiny runtimes for app tests
+  gcc              # builds the static escape probe of the app tests
+  libc6-dev        # static libc for that probe
   busybox-static   # static busybox for OCI toolbox images and app runtimes
 )
 

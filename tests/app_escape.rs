@@ -19,7 +19,12 @@ fn world() -> Option<World> {
     let w = World::new();
     w.export_runtime(&w.repo);
     w.export_app(&w.repo, APP, v1(), &[]);
-    w.ok(&["remote-add", "--no-gpg-verify", "local", &format!("file://{}", w.repo.display())]);
+    w.ok(&[
+        "remote-add",
+        "--no-gpg-verify",
+        "local",
+        &format!("file://{}", w.repo.display()),
+    ]);
     w.ok(&["install", "-y", "local", APP]);
     Some(w)
 }
@@ -46,7 +51,10 @@ fn escapes_are_refused() {
     let key = key.to_str().unwrap();
     assert_eq!(probe(&w, &[], &["read", key]), "refused ENOENT");
     assert_eq!(probe(&w, &["--filesystem=home"], &["read", key]), "ok");
-    assert_eq!(probe(&w, &["--filesystem=home:ro"], &["write", key]), "refused EROFS");
+    assert_eq!(
+        probe(&w, &["--filesystem=home:ro"], &["write", key]),
+        "refused EROFS"
+    );
 
     // The runtime and the app are read-only.
     assert_eq!(probe(&w, &[], &["write", "/usr/evil"]), "refused EROFS");
@@ -56,10 +64,16 @@ fn escapes_are_refused() {
     // ptrace: refused by the filter even on itself.
     assert_eq!(probe(&w, &[], &["traceme"]), "refused EPERM");
     // A host process is not even visible (pid namespace) — and still refused.
-    let mut host = std::process::Command::new("sleep").arg("600").spawn().unwrap();
+    let mut host = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
     let pid = host.id().to_string();
     assert!(probe(&w, &[], &["attach", &pid]).starts_with("refused"));
-    assert_eq!(probe(&w, &[], &["read", &format!("/proc/{pid}/cmdline")]), "refused ENOENT");
+    assert_eq!(
+        probe(&w, &[], &["read", &format!("/proc/{pid}/cmdline")]),
+        "refused ENOENT"
+    );
     let (_, ps, _) = w.run(&["--command=ps", APP]);
     assert!(!ps.contains("sleep 600"), "{ps}");
     assert!(ps.lines().count() <= 4, "host processes visible: {ps}");
@@ -84,11 +98,21 @@ fn escapes_are_refused() {
 
     // No capabilities, even started by root.
     let (_, st, _) = w.run(&["--command=grep", APP, "CapEff", "/proc/self/status"]);
-    assert_eq!(st.split_whitespace().nth(1), Some("0000000000000000"), "{st}");
+    assert_eq!(
+        st.split_whitespace().nth(1),
+        Some("0000000000000000"),
+        "{st}"
+    );
 
     // The network: 127.0.0.1 unreachable without --share=network.
     let web = remote_support::nginx(w.path());
-    let port = web.url.rsplit(':').next().unwrap().trim_end_matches('/').to_string();
+    let port = web
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
     assert!(probe(&w, &[], &["connect", &port]).starts_with("refused"));
     assert_eq!(probe(&w, &["--share=network"], &["connect", &port]), "ok");
 }

@@ -35,7 +35,12 @@ fn setup() -> Option<World> {
     }
     let w = World::new();
     w.export_runtime(&w.repo);
-    w.ok(&["remote-add", "--no-gpg-verify", "local", &format!("file://{}", w.repo.display())]);
+    w.ok(&[
+        "remote-add",
+        "--no-gpg-verify",
+        "local",
+        &format!("file://{}", w.repo.display()),
+    ]);
     Some(w)
 }
 
@@ -59,7 +64,10 @@ fn bad_metadata_and_missing_runtime_are_refused() {
     // xa.metadata differs from the tree's metadata file (Flatpak's
     // security invariant).
     let other = good.replace("org.kiln.A", "org.kiln.C");
-    let lying = other.replace("command=demo", "command=demo\n\n[Context]\nfilesystems=home;");
+    let lying = other.replace(
+        "command=demo",
+        "command=demo\n\n[Context]\nfilesystems=home;",
+    );
     hand_commit(&w, &w.repo, "app/org.kiln.C/x86_64/stable", &lying, &other);
     let err = w.fail(&["install", "-y", "local", "org.kiln.C"]);
     assert!(err.contains("does not match its metadata file"), "{err}");
@@ -67,7 +75,13 @@ fn bad_metadata_and_missing_runtime_are_refused() {
     // A runtime that no remote has.
     let mut missing = good.replace("org.kiln.A", "org.kiln.D");
     missing = missing.replace("org.kiln.Test/x86_64/1", "org.kiln.Missing/x86_64/1");
-    hand_commit(&w, &w.repo, "app/org.kiln.D/x86_64/stable", &missing, &missing);
+    hand_commit(
+        &w,
+        &w.repo,
+        "app/org.kiln.D/x86_64/stable",
+        &missing,
+        &missing,
+    );
     let err = w.fail(&["install", "-y", "local", "org.kiln.D"]);
     assert!(
         err.contains("org.kiln.Missing/x86_64/1") && err.contains("no remote has it"),
@@ -104,7 +118,10 @@ fn corrupt_object_on_the_server_keeps_the_old_version() {
     let len = std::fs::metadata(&obj).unwrap().len() as usize;
     std::fs::write(&obj, vec![b'X'; len]).unwrap();
     let err = w.fail(&["update", "-y", APP]);
-    assert!(err.contains(&csum[..16]) || err.contains("checksum") || err.contains("corrupt"), "{err}");
+    assert!(
+        err.contains(&csum[..16]) || err.contains("checksum") || err.contains("corrupt"),
+        "{err}"
+    );
     let (code, out, _) = w.run(&[APP]);
     assert_eq!((code, out.as_str()), (3, "hello v1 from org.kiln.Demo\n"));
     assert_eq!(w.listed_refs().len(), 2);
@@ -136,9 +153,16 @@ fn killed_install_and_update_at_every_fail_point() {
         // Retry: install, or it was already complete.
         let o = w.kiln(&["install", "-y", "local", APP]).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success() || err.contains("already installed"), "{fp}: {err}");
+        assert!(
+            o.status.success() || err.contains("already installed"),
+            "{fp}: {err}"
+        );
         let (code, out, _) = w.run(&[APP]);
-        assert_eq!((code, out.as_str()), (3, "hello v1 from org.kiln.Demo\n"), "{fp}");
+        assert_eq!(
+            (code, out.as_str()),
+            (3, "hello v1 from org.kiln.Demo\n"),
+            "{fp}"
+        );
         w.ok(&["uninstall", "-y", APP]);
     }
     w.ok(&["install", "-y", "local", APP]);
@@ -155,12 +179,23 @@ fn killed_install_and_update_at_every_fail_point() {
     let mut current = "hello v1 from org.kiln.Demo\n".to_string();
     for (i, fp) in update_points.iter().enumerate() {
         let next = format!("version {}\n", i + 2);
-        w.export_app(&w.repo, APP, &format!("#!/bin/sh\nprintf '{}'\n", next.trim_end().to_string() + "\\n"), &[]);
+        w.export_app(
+            &w.repo,
+            APP,
+            &format!(
+                "#!/bin/sh\nprintf '{}'\n",
+                next.trim_end().to_string() + "\\n"
+            ),
+            &[],
+        );
         let mut c = w.kiln(&["update", "-y", APP]);
         c.env("KILN_FAILPOINT", fp);
         common::run_killed(c);
         let (_, out, err) = w.run(&[APP]);
-        assert!(out == current || out == next, "{fp}: after the crash the app printed {out:?} {err}");
+        assert!(
+            out == current || out == next,
+            "{fp}: after the crash the app printed {out:?} {err}"
+        );
         assert_eq!(w.listed_refs().len(), 2, "{fp}");
         w.ok(&["update", "-y", APP]);
         let (_, out, _) = w.run(&[APP]);

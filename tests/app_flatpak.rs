@@ -32,7 +32,9 @@ fn have_flatpak() -> bool {
     available()
         && require(
             "flatpak and ostree",
-            sh("command -v flatpak && command -v ostree").status.success(),
+            sh("command -v flatpak && command -v ostree")
+                .status
+                .success(),
         )
 }
 
@@ -46,12 +48,29 @@ fn flatpak_installs_and_runs_what_kiln_exported() {
     let c1 = w.export_app(&w.repo, APP, v1(), &["--share=network"]);
     let web = remote_support::nginx(&w.repo);
     fp_ok(&w, &["remote-add", "--no-gpg-verify", "kiln", &web.url]);
-    fp_ok(&w, &["install", "-y", "--noninteractive", "kiln", "app/org.kiln.Demo/x86_64/stable"]);
+    fp_ok(
+        &w,
+        &[
+            "install",
+            "-y",
+            "--noninteractive",
+            "kiln",
+            "app/org.kiln.Demo/x86_64/stable",
+        ],
+    );
     let mut c = flatpak(&w);
     c.args(["run", APP]);
     let o = c.output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello v1 from org.kiln.Demo\n");
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "hello v1 from org.kiln.Demo\n"
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let info = fp_ok(&w, &["info", "--show-commit", APP]);
     assert_eq!(info.trim(), c1);
     // flatpak sees the permissions kiln put in the commit.
@@ -74,17 +93,42 @@ fn kiln_installs_and_runs_what_flatpak_built() {
     // Runtime: the same Debian-built tree, exported by flatpak.
     let rt = w.path().join("fprt");
     std::fs::create_dir_all(&rt).unwrap();
-    assert!(sh(&format!("cp -al {} {}/files", runtime_files().display(), rt.display())).status.success());
+    assert!(sh(&format!(
+        "cp -al {} {}/files",
+        runtime_files().display(),
+        rt.display()
+    ))
+    .status
+    .success());
     std::fs::write(
         rt.join("metadata"),
         format!("[Runtime]\nname={RUNTIME}\nruntime={RUNTIME}/x86_64/1\nsdk={RUNTIME}/x86_64/1\n"),
     )
     .unwrap();
-    fp_ok(&w, &["build-export", "--runtime", "--files=files", repo.to_str().unwrap(), rt.to_str().unwrap(), "1"]);
+    fp_ok(
+        &w,
+        &[
+            "build-export",
+            "--runtime",
+            "--files=files",
+            repo.to_str().unwrap(),
+            rt.to_str().unwrap(),
+            "1",
+        ],
+    );
     // flatpak build-init wants the SDK installed.
     let url = format!("file://{}", repo.display());
     fp_ok(&w, &["remote-add", "--no-gpg-verify", "local", &url]);
-    fp_ok(&w, &["install", "-y", "--noninteractive", "local", "runtime/org.kiln.Test/x86_64/1"]);
+    fp_ok(
+        &w,
+        &[
+            "install",
+            "-y",
+            "--noninteractive",
+            "local",
+            "runtime/org.kiln.Test/x86_64/1",
+        ],
+    );
     let app = w.path().join("fpapp");
     let a = app.to_str().unwrap();
     fp_ok(&w, &["build-init", a, "org.kiln.Fp", RUNTIME, RUNTIME, "1"]);
@@ -94,8 +138,18 @@ fn kiln_installs_and_runs_what_flatpak_built() {
         "#!/bin/sh\necho \"built by flatpak: $FLATPAK_ID $1\"\nexit 5\n",
     )
     .unwrap();
-    assert!(sh(&format!("chmod +x {a}/files/bin/fpdemo")).status.success());
-    fp_ok(&w, &["build-finish", a, "--command=fpdemo", "--filesystem=xdg-download:ro"]);
+    assert!(sh(&format!("chmod +x {a}/files/bin/fpdemo"))
+        .status
+        .success());
+    fp_ok(
+        &w,
+        &[
+            "build-finish",
+            a,
+            "--command=fpdemo",
+            "--filesystem=xdg-download:ro",
+        ],
+    );
     fp_ok(&w, &["build-export", repo.to_str().unwrap(), a, "stable"]);
     let web = remote_support::nginx(&repo);
 
@@ -103,15 +157,23 @@ fn kiln_installs_and_runs_what_flatpak_built() {
     w.ok(&["install", "-y", "fp", "org.kiln.Fp"]);
     assert_eq!(
         w.listed_refs(),
-        vec!["app/org.kiln.Fp/x86_64/stable", "runtime/org.kiln.Test/x86_64/1"]
+        vec![
+            "app/org.kiln.Fp/x86_64/stable",
+            "runtime/org.kiln.Test/x86_64/1"
+        ]
     );
     let (code, out, err) = w.run(&["org.kiln.Fp", "arg1"]);
-    assert_eq!((code, out.as_str()), (5, "built by flatpak: org.kiln.Fp arg1\n"), "{err}");
+    assert_eq!(
+        (code, out.as_str()),
+        (5, "built by flatpak: org.kiln.Fp arg1\n"),
+        "{err}"
+    );
     let perms = w.ok(&["info", "--show-permissions", "org.kiln.Fp"]);
     assert!(perms.contains("xdg-download:ro"), "{perms}");
     // The installed metadata is flatpak's, byte for byte.
     let expect = std::fs::read(app.join("metadata")).unwrap();
-    let info: serde_json::Value = serde_json::from_str(&w.ok(&["info", "--json", "org.kiln.Fp"])).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&w.ok(&["info", "--json", "org.kiln.Fp"])).unwrap();
     let dir = std::path::PathBuf::from(info["deploy_dir"].as_str().unwrap());
     assert_eq!(std::fs::read(dir.join("metadata")).unwrap(), expect);
 }

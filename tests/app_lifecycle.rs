@@ -43,22 +43,42 @@ fn install_run_update_rollback_uninstall_over_http() {
     assert_eq!(list[1]["commit"], rt.as_str());
     // Flatpak's layout.
     let appdir = w.sys.join("app/org.kiln.Demo/x86_64/stable");
-    assert_eq!(std::fs::read_link(appdir.join("active")).unwrap().to_str(), Some(c1.as_str()));
+    assert_eq!(
+        std::fs::read_link(appdir.join("active")).unwrap().to_str(),
+        Some(c1.as_str())
+    );
     assert!(appdir.join(&c1).join("files/bin/demo").exists());
     assert!(appdir.join(&c1).join("metadata").exists());
-    let desktop = w.sys.join("exports/share/applications/org.kiln.Demo.desktop");
+    let desktop = w
+        .sys
+        .join("exports/share/applications/org.kiln.Demo.desktop");
     let text = std::fs::read_to_string(&desktop).unwrap();
-    assert!(text.contains("Exec=kiln app run --command=demo org.kiln.Demo %U"), "{text}");
+    assert!(
+        text.contains("Exec=kiln app run --command=demo org.kiln.Demo %U"),
+        "{text}"
+    );
 
     let (code, out, err) = w.run(&[APP]);
-    assert_eq!((code, out.as_str()), (3, "hello v1 from org.kiln.Demo\n"), "{err}");
-    let (code, out, _) = w.run(&["--command=sh", APP, "-c", "echo args: \"$@\"; exit 7", "x", "--flag"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (3, "hello v1 from org.kiln.Demo\n"),
+        "{err}"
+    );
+    let (code, out, _) = w.run(&[
+        "--command=sh",
+        APP,
+        "-c",
+        "echo args: \"$@\"; exit 7",
+        "x",
+        "--flag",
+    ]);
     assert_eq!((code, out.as_str()), (7, "args: --flag\n"));
     // Data directory made on first run.
     assert!(w.home.join(".var/app/org.kiln.Demo/config").is_dir());
 
     // Nothing to update yet.
-    let up: Vec<serde_json::Value> = serde_json::from_str(&w.ok(&["update", "-y", "--json"])).unwrap();
+    let up: Vec<serde_json::Value> =
+        serde_json::from_str(&w.ok(&["update", "-y", "--json"])).unwrap();
     assert!(up.iter().all(|c| c["action"] == "unchanged"), "{up:?}");
 
     // v2 on the server: update.
@@ -182,30 +202,56 @@ fn overrides_permissions_ps_and_kill() {
     }
     let w = World::new();
     w.export_runtime(&w.repo);
-    w.export_app(&w.repo, APP, "#!/bin/sh\nexec sleep 600\n", &["--share=network", "--filesystem=xdg-download:ro"]);
-    w.ok(&["remote-add", "--no-gpg-verify", "local", &format!("file://{}", w.repo.display())]);
+    w.export_app(
+        &w.repo,
+        APP,
+        "#!/bin/sh\nexec sleep 600\n",
+        &["--share=network", "--filesystem=xdg-download:ro"],
+    );
+    w.ok(&[
+        "remote-add",
+        "--no-gpg-verify",
+        "local",
+        &format!("file://{}", w.repo.display()),
+    ]);
     w.ok(&["install", "-y", "local", APP]);
 
     let perms = w.ok(&["info", "--show-permissions", APP]);
     assert!(perms.contains("shared=network;"), "{perms}");
     assert!(perms.contains("filesystems=xdg-download:ro;"), "{perms}");
-    w.ok(&["override", "--unshare=network", "--filesystem=home:ro", "--env=FOO=bar", APP]);
+    w.ok(&[
+        "override",
+        "--unshare=network",
+        "--filesystem=home:ro",
+        "--env=FOO=bar",
+        APP,
+    ]);
     let show = w.ok(&["override", "--show", APP]);
     assert!(show.contains("shared=!network;"), "{show}");
     let perms = w.ok(&["permissions", APP]);
-    assert!(perms.contains("shared=!network;") && perms.contains("home:ro"), "{perms}");
+    assert!(
+        perms.contains("shared=!network;") && perms.contains("home:ro"),
+        "{perms}"
+    );
     let (_, out, _) = w.run(&["--command=sh", APP, "-c", "echo $FOO"]);
     assert_eq!(out, "bar\n");
     // An unknown permission is refused with the valid ones listed.
     let err = w.fail(&["override", "--socket=telepathy", APP]);
-    assert!(err.contains("telepathy") && err.contains("wayland"), "{err}");
+    assert!(
+        err.contains("telepathy") && err.contains("wayland"),
+        "{err}"
+    );
     w.ok(&["override", "--reset", APP]);
     assert!(w.ok(&["override", "--show", APP]).trim().is_empty());
 
     // ps / kill.
     let rt = w.path().join("xdg");
     std::fs::create_dir_all(&rt).unwrap();
-    let mut child = w.kiln(&["run", APP]).env("XDG_RUNTIME_DIR", &rt).spawn().unwrap();
+    let mut child = w
+        .kiln(&["run", APP])
+        .env("XDG_RUNTIME_DIR", &rt)
+        .spawn()
+        .unwrap();
     let ps = |w: &World| -> Vec<serde_json::Value> {
         let mut c = w.kiln(&["ps", "--json"]);
         c.env("XDG_RUNTIME_DIR", &rt);

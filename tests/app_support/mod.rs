@@ -54,7 +54,11 @@ pub fn available() -> bool {
 }
 
 pub fn sh(script: &str) -> Output {
-    Command::new("sh").arg("-c").arg(script).output().expect("sh")
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("sh")
 }
 
 fn sh_ok(script: &str) -> String {
@@ -69,7 +73,9 @@ fn sh_ok(script: &str) -> String {
 }
 
 fn candidate_version(pkg: &str) -> String {
-    let out = sh_ok(&format!("apt-cache show --no-all-versions {pkg} | sed -n 's/^Version: //p' | head -1"));
+    let out = sh_ok(&format!(
+        "apt-cache show --no-all-versions {pkg} | sed -n 's/^Version: //p' | head -1"
+    ));
     out.trim().to_string()
 }
 
@@ -143,7 +149,11 @@ pub fn probe() -> &'static Path {
         if !out.exists() {
             std::fs::create_dir_all(CACHE).unwrap();
             let tmp = out.with_extension("tmp");
-            sh_ok(&format!("gcc -static -O1 -o {} {}", tmp.display(), src.display()));
+            sh_ok(&format!(
+                "gcc -static -O1 -o {} {}",
+                tmp.display(),
+                src.display()
+            ));
             std::fs::rename(&tmp, &out).unwrap();
         }
         out
@@ -206,7 +216,11 @@ impl World {
         let rt = self.path().join("rt");
         if !rt.exists() {
             std::fs::create_dir_all(&rt).unwrap();
-            sh_ok(&format!("cp -al {} {}/files", runtime_files().display(), rt.display()));
+            sh_ok(&format!(
+                "cp -al {} {}/files",
+                runtime_files().display(),
+                rt.display()
+            ));
             std::fs::write(
                 rt.join("metadata"),
                 format!("[Runtime]\nname={RUNTIME}\nruntime={RUNTIME}/x86_64/1\nsdk={RUNTIME}/x86_64/1\n"),
@@ -245,7 +259,13 @@ impl World {
         let mut args = vec!["build-finish", d.to_str().unwrap(), "--command=demo"];
         args.extend_from_slice(finish);
         self.ok(&args);
-        let out = self.ok(&["build-export", "--json", repo.to_str().unwrap(), d.to_str().unwrap(), "stable"]);
+        let out = self.ok(&[
+            "build-export",
+            "--json",
+            repo.to_str().unwrap(),
+            d.to_str().unwrap(),
+            "stable",
+        ]);
         json_commit(&out)
     }
 

@@ -333,8 +333,8 @@ impl Installation {
             .into_iter()
             .filter(|r| {
                 r.id == id
-                    && arch.map_or(true, |a| a == r.arch)
-                    && branch.map_or(true, |b| b == r.branch)
+                    && arch.is_none_or(|a| a == r.arch)
+                    && branch.is_none_or(|b| b == r.branch)
             })
             .collect();
         // Apps before runtimes, as Flatpak prefers.

@@ -281,14 +281,15 @@ struct Plan<'a> {
     disable_userns: bool,
 }
 
-fn build_sandbox(
-    p: Plan<'_>,
-) -> Result<(
+/// bwrap arguments, fds to keep open, warnings, the D-Bus proxy plan.
+type Built = (
     Vec<OsString>,
     Vec<OwnedFd>,
     Vec<String>,
     Option<DbusProxyPlan>,
-)> {
+);
+
+fn build_sandbox(p: Plan<'_>) -> Result<Built> {
     let host = p.host;
     let ctx = &p.context;
     let mut warnings = Vec::new();

@@ -115,7 +115,7 @@ pub fn list_remote(
     let s = fetch_summary(&repo, remote)?;
     Ok(remote_refs(&s)
         .into_iter()
-        .filter(|r| kind.map_or(true, |k| k == r.appref.kind))
+        .filter(|r| kind.is_none_or(|k| k == r.appref.kind))
         .collect())
 }
 
@@ -141,7 +141,7 @@ pub fn resolve<'a>(
     let cands: Vec<&RemoteRef> = refs
         .iter()
         .filter(|x| {
-            x.appref.id == id && x.appref.arch == arch && b.map_or(true, |b| b == x.appref.branch)
+            x.appref.id == id && x.appref.arch == arch && b.is_none_or(|b| b == x.appref.branch)
         })
         .collect();
     // Apps win over runtimes of the same ID.

@@ -43,7 +43,7 @@ pub struct SeccompOptions {
 }
 
 // Classic BPF opcodes (linux/filter.h, linux/bpf_common.h).
-const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20; // BPF_LD | BPF_W | BPF_ABS
+const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD (0) | BPF_W (0) | BPF_ABS (0x20)
 const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10; // BPF_JMP | BPF_JEQ | BPF_K
 const BPF_JMP_JGE_K: u16 = 0x05 | 0x30; // BPF_JMP | BPF_JGE | BPF_K
 const BPF_JMP_JSET_K: u16 = 0x05 | 0x40; // BPF_JMP | BPF_JSET | BPF_K
@@ -213,14 +213,15 @@ pub fn allowed_families(opts: &SeccompOptions) -> Vec<u32> {
 
 /// Build the filter program.
 pub fn build_filter(opts: &SeccompOptions) -> Vec<SockFilter> {
-    let mut p = Vec::new();
     // 1. Architecture.
-    p.push(stmt(BPF_LD_W_ABS, OFF_ARCH));
-    p.push(jump(BPF_JMP_JEQ_K, AUDIT_ARCH_X86_64, 1, 0));
-    p.push(ret(RET_KILL_PROCESS));
-    p.push(stmt(BPF_LD_W_ABS, OFF_NR));
-    p.push(jump(BPF_JMP_JSET_K, X32_SYSCALL_BIT, 0, 1));
-    p.push(ret(errno(ENOSYS)));
+    let mut p = vec![
+        stmt(BPF_LD_W_ABS, OFF_ARCH),
+        jump(BPF_JMP_JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        ret(RET_KILL_PROCESS),
+        stmt(BPF_LD_W_ABS, OFF_NR),
+        jump(BPF_JMP_JSET_K, X32_SYSCALL_BIT, 0, 1),
+        ret(errno(ENOSYS)),
+    ];
 
     // 2. Plain blocklist: `jeq NR; ret ERRNO` pairs.
     for (n, e) in blocked_syscalls(opts) {
@@ -475,116 +476,112 @@ mod tests {
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     #[test]
     fn numbers_match_libc() {
-        assert_eq!(nr::IOCTL as i64, libc::SYS_ioctl as i64, "IOCTL");
-        assert_eq!(nr::SOCKET as i64, libc::SYS_socket as i64, "SOCKET");
-        assert_eq!(nr::CLONE as i64, libc::SYS_clone as i64, "CLONE");
-        assert_eq!(nr::PTRACE as i64, libc::SYS_ptrace as i64, "PTRACE");
-        assert_eq!(nr::SYSLOG as i64, libc::SYS_syslog as i64, "SYSLOG");
-        assert_eq!(nr::USELIB as i64, libc::SYS_uselib as i64, "USELIB");
+        assert_eq!(i64::from(nr::IOCTL), libc::SYS_ioctl, "IOCTL");
+        assert_eq!(i64::from(nr::SOCKET), libc::SYS_socket, "SOCKET");
+        assert_eq!(i64::from(nr::CLONE), libc::SYS_clone, "CLONE");
+        assert_eq!(i64::from(nr::PTRACE), libc::SYS_ptrace, "PTRACE");
+        assert_eq!(i64::from(nr::SYSLOG), libc::SYS_syslog, "SYSLOG");
+        assert_eq!(i64::from(nr::USELIB), libc::SYS_uselib, "USELIB");
         assert_eq!(
-            nr::PERSONALITY as i64,
-            libc::SYS_personality as i64,
+            i64::from(nr::PERSONALITY),
+            libc::SYS_personality,
             "PERSONALITY"
         );
         assert_eq!(
-            nr::MODIFY_LDT as i64,
-            libc::SYS_modify_ldt as i64,
+            i64::from(nr::MODIFY_LDT),
+            libc::SYS_modify_ldt,
             "MODIFY_LDT"
         );
         assert_eq!(
-            nr::PIVOT_ROOT as i64,
-            libc::SYS_pivot_root as i64,
+            i64::from(nr::PIVOT_ROOT),
+            libc::SYS_pivot_root,
             "PIVOT_ROOT"
         );
-        assert_eq!(nr::CHROOT as i64, libc::SYS_chroot as i64, "CHROOT");
-        assert_eq!(nr::ACCT as i64, libc::SYS_acct as i64, "ACCT");
-        assert_eq!(nr::MOUNT as i64, libc::SYS_mount as i64, "MOUNT");
-        assert_eq!(nr::UMOUNT2 as i64, libc::SYS_umount2 as i64, "UMOUNT2");
+        assert_eq!(i64::from(nr::CHROOT), libc::SYS_chroot, "CHROOT");
+        assert_eq!(i64::from(nr::ACCT), libc::SYS_acct, "ACCT");
+        assert_eq!(i64::from(nr::MOUNT), libc::SYS_mount, "MOUNT");
+        assert_eq!(i64::from(nr::UMOUNT2), libc::SYS_umount2, "UMOUNT2");
         assert_eq!(
-            nr::INIT_MODULE as i64,
-            libc::SYS_init_module as i64,
+            i64::from(nr::INIT_MODULE),
+            libc::SYS_init_module,
             "INIT_MODULE"
         );
         assert_eq!(
-            nr::DELETE_MODULE as i64,
-            libc::SYS_delete_module as i64,
+            i64::from(nr::DELETE_MODULE),
+            libc::SYS_delete_module,
             "DELETE_MODULE"
         );
-        assert_eq!(nr::QUOTACTL as i64, libc::SYS_quotactl as i64, "QUOTACTL");
-        assert_eq!(nr::ADD_KEY as i64, libc::SYS_add_key as i64, "ADD_KEY");
+        assert_eq!(i64::from(nr::QUOTACTL), libc::SYS_quotactl, "QUOTACTL");
+        assert_eq!(i64::from(nr::ADD_KEY), libc::SYS_add_key, "ADD_KEY");
         assert_eq!(
-            nr::REQUEST_KEY as i64,
-            libc::SYS_request_key as i64,
+            i64::from(nr::REQUEST_KEY),
+            libc::SYS_request_key,
             "REQUEST_KEY"
         );
-        assert_eq!(nr::KEYCTL as i64, libc::SYS_keyctl as i64, "KEYCTL");
-        assert_eq!(nr::MBIND as i64, libc::SYS_mbind as i64, "MBIND");
+        assert_eq!(i64::from(nr::KEYCTL), libc::SYS_keyctl, "KEYCTL");
+        assert_eq!(i64::from(nr::MBIND), libc::SYS_mbind, "MBIND");
         assert_eq!(
-            nr::SET_MEMPOLICY as i64,
-            libc::SYS_set_mempolicy as i64,
+            i64::from(nr::SET_MEMPOLICY),
+            libc::SYS_set_mempolicy,
             "SET_MEMPOLICY"
         );
         assert_eq!(
-            nr::GET_MEMPOLICY as i64,
-            libc::SYS_get_mempolicy as i64,
+            i64::from(nr::GET_MEMPOLICY),
+            libc::SYS_get_mempolicy,
             "GET_MEMPOLICY"
         );
         assert_eq!(
-            nr::KEXEC_LOAD as i64,
-            libc::SYS_kexec_load as i64,
+            i64::from(nr::KEXEC_LOAD),
+            libc::SYS_kexec_load,
             "KEXEC_LOAD"
         );
         assert_eq!(
-            nr::MIGRATE_PAGES as i64,
-            libc::SYS_migrate_pages as i64,
+            i64::from(nr::MIGRATE_PAGES),
+            libc::SYS_migrate_pages,
             "MIGRATE_PAGES"
         );
-        assert_eq!(nr::UNSHARE as i64, libc::SYS_unshare as i64, "UNSHARE");
+        assert_eq!(i64::from(nr::UNSHARE), libc::SYS_unshare, "UNSHARE");
         assert_eq!(
-            nr::MOVE_PAGES as i64,
-            libc::SYS_move_pages as i64,
+            i64::from(nr::MOVE_PAGES),
+            libc::SYS_move_pages,
             "MOVE_PAGES"
         );
         assert_eq!(
-            nr::PERF_EVENT_OPEN as i64,
-            libc::SYS_perf_event_open as i64,
+            i64::from(nr::PERF_EVENT_OPEN),
+            libc::SYS_perf_event_open,
             "PERF_EVENT_OPEN"
         );
-        assert_eq!(nr::SETNS as i64, libc::SYS_setns as i64, "SETNS");
+        assert_eq!(i64::from(nr::SETNS), libc::SYS_setns, "SETNS");
         assert_eq!(
-            nr::FINIT_MODULE as i64,
-            libc::SYS_finit_module as i64,
+            i64::from(nr::FINIT_MODULE),
+            libc::SYS_finit_module,
             "FINIT_MODULE"
         );
         assert_eq!(
-            nr::KEXEC_FILE_LOAD as i64,
-            libc::SYS_kexec_file_load as i64,
+            i64::from(nr::KEXEC_FILE_LOAD),
+            libc::SYS_kexec_file_load,
             "KEXEC_FILE_LOAD"
         );
-        assert_eq!(nr::BPF as i64, libc::SYS_bpf as i64, "BPF");
+        assert_eq!(i64::from(nr::BPF), libc::SYS_bpf, "BPF");
         assert_eq!(
-            nr::USERFAULTFD as i64,
-            libc::SYS_userfaultfd as i64,
+            i64::from(nr::USERFAULTFD),
+            libc::SYS_userfaultfd,
             "USERFAULTFD"
         );
+        assert_eq!(i64::from(nr::OPEN_TREE), libc::SYS_open_tree, "OPEN_TREE");
         assert_eq!(
-            nr::OPEN_TREE as i64,
-            libc::SYS_open_tree as i64,
-            "OPEN_TREE"
-        );
-        assert_eq!(
-            nr::MOVE_MOUNT as i64,
-            libc::SYS_move_mount as i64,
+            i64::from(nr::MOVE_MOUNT),
+            libc::SYS_move_mount,
             "MOVE_MOUNT"
         );
-        assert_eq!(nr::FSOPEN as i64, libc::SYS_fsopen as i64, "FSOPEN");
-        assert_eq!(nr::FSCONFIG as i64, libc::SYS_fsconfig as i64, "FSCONFIG");
-        assert_eq!(nr::FSMOUNT as i64, libc::SYS_fsmount as i64, "FSMOUNT");
-        assert_eq!(nr::FSPICK as i64, libc::SYS_fspick as i64, "FSPICK");
-        assert_eq!(nr::CLONE3 as i64, libc::SYS_clone3 as i64, "CLONE3");
+        assert_eq!(i64::from(nr::FSOPEN), libc::SYS_fsopen, "FSOPEN");
+        assert_eq!(i64::from(nr::FSCONFIG), libc::SYS_fsconfig, "FSCONFIG");
+        assert_eq!(i64::from(nr::FSMOUNT), libc::SYS_fsmount, "FSMOUNT");
+        assert_eq!(i64::from(nr::FSPICK), libc::SYS_fspick, "FSPICK");
+        assert_eq!(i64::from(nr::CLONE3), libc::SYS_clone3, "CLONE3");
         assert_eq!(
-            nr::MOUNT_SETATTR as i64,
-            libc::SYS_mount_setattr as i64,
+            i64::from(nr::MOUNT_SETATTR),
+            libc::SYS_mount_setattr,
             "MOUNT_SETATTR"
         );
     }

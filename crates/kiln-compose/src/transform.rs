@@ -608,7 +608,7 @@ fn sysroot_link(root: &Path, r: &mut TransformReport) -> Result<()> {
     let p = root.join("ostree");
     if let Some(m) = lmeta(&p) {
         if m.file_type().is_symlink()
-            && io(&p, std::fs::read_link(&p))? == PathBuf::from("sysroot/ostree")
+            && io(&p, std::fs::read_link(&p))? == Path::new("sysroot/ostree")
         {
             return Ok(());
         }

@@ -175,21 +175,22 @@ impl Sysroot {
         let Ok(Some(env)) = read_env(self.path()) else {
             return BootHealth::default();
         };
+        // GRUB counts only while the trial is the default entry; a trial
+        // left behind by a tool that does not know about it (`ostree admin
+        // deploy`) is stale.
         let trial = env
             .get("kiln_trial")
             .filter(|v| !v.is_empty())
+            .filter(|t| self.default_dirname().as_deref() == Some(*t))
             .map(str::to_string);
-        let tries_left = env.get("kiln_tries_left").and_then(|v| v.parse().ok());
+        let tries_left = trial
+            .as_ref()
+            .and_then(|_| env.get("kiln_tries_left"))
+            .and_then(|v| v.parse().ok());
         let failed = match (&trial, tries_left) {
             (Some(t), Some(0)) => {
-                // GRUB falls back only while the trial is the default entry.
-                let is_default = self
-                    .deployments()
-                    .iter()
-                    .find(|d| !d.staged)
-                    .is_some_and(|d| &d.dirname() == t);
                 let booted_it = self.booted_deployment().is_some_and(|b| &b.dirname() == t);
-                (is_default && !booted_it).then(|| t.clone())
+                (!booted_it).then(|| t.clone())
             }
             _ => None,
         };
@@ -203,6 +204,14 @@ impl Sysroot {
                 .filter(|v| !v.is_empty())
                 .map(str::to_string),
         }
+    }
+
+    /// `CHECKSUM.SERIAL` of the default (first non-staged) deployment.
+    fn default_dirname(&self) -> Option<String> {
+        self.deployments()
+            .iter()
+            .find(|d| !d.staged)
+            .map(|d| d.dirname())
     }
 
     /// Boots left for a deployment on trial (`boot_counter` in status).
@@ -222,7 +231,12 @@ impl Sysroot {
             return Ok(None);
         };
         let trial = env.get("kiln_trial").unwrap_or("").to_string();
-        if trial == booted {
+        let stale = !trial.is_empty() && self.default_dirname().as_deref() != Some(trial.as_str());
+        if stale {
+            env.unset("kiln_trial");
+            env.unset("kiln_tries_left");
+        }
+        if trial == booted && !stale {
             env.unset("kiln_trial");
             env.unset("kiln_tries_left");
             env.set("kiln_last_good", &booted);
@@ -231,7 +245,7 @@ impl Sysroot {
                 "deployment {booted} booted healthy; boot counter cleared"
             )));
         }
-        if env.get("kiln_last_good") != Some(booted.as_str()) {
+        if stale || env.get("kiln_last_good") != Some(booted.as_str()) {
             env.set("kiln_last_good", &booted);
             write_env(self.path(), &env)?;
         }

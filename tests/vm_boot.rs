@@ -315,5 +315,11 @@ fn vm_boot_upgrade_rollback_autorollback_ostree_compat() {
         status.iter().any(|l| l.contains('●')),
         "kiln sees the booted deployment: {status:?}"
     );
+    assert!(
+        !status
+            .iter()
+            .any(|l| l.contains("on trial") || l.contains("did not reach")),
+        "v3's trial is stale once ostree made another default: {status:?}"
+    );
     eprintln!("[vm] whole VM test: {:.0}s", t0.elapsed().as_secs_f64());
 }

@@ -12,6 +12,10 @@ pub struct DemoArgs {
     /// Scratch directory (default: a new one under $TMPDIR); kept afterwards.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Internal: run only the deployment part, inside a user namespace, from
+    /// this server URL and version-1 commit.
+    #[arg(long, hide = true, num_args = 3, value_names = ["URL", "COMMIT", "STEP"])]
+    pub sysroot_stage: Option<Vec<String>>,
 }
 
 /// The built-in tree: a tiny OS-like layout.
@@ -114,6 +118,17 @@ impl Runner {
 }
 
 pub fn run(a: DemoArgs) -> Result<ExitCode> {
+    if let (Some(stage), Some(dir)) = (&a.sysroot_stage, &a.dir) {
+        let [url, v1, step] = stage.as_slice() else {
+            bail!("--sysroot-stage takes URL, COMMIT and STEP")
+        };
+        let mut r = Runner {
+            exe: std::env::current_exe()?,
+            step: step.parse().unwrap_or(0),
+        };
+        sysroot_stage(&mut r, dir, url, v1, true)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let dir = match a.dir {
         Some(d) => d,
         None => std::env::temp_dir().join(format!("kiln-demo-{}", std::process::id())),
@@ -152,6 +167,8 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
             "Version 1",
             "--add-metadata-string=version=1",
             "--timestamp=2026-01-01T00:00:00Z",
+            "--owner-uid=0",
+            "--owner-gid=0",
             &tree.display().to_string(),
         ],
     )?;
@@ -179,6 +196,8 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
             "Version 2",
             "--add-metadata-string=version=2",
             "--timestamp=2026-02-01T00:00:00Z",
+            "--owner-uid=0",
+            "--owner-gid=0",
             &tree.display().to_string(),
         ],
     )?;
@@ -257,10 +276,139 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         "The machine's copy of the history",
         &["repo", "log", "--repo", &machine, "origin:demo/stable"],
     )?;
+    // Deployments: a scratch sysroot gets version 1, upgrades to version 2
+    // from the server, and rolls back.
+    let sysroot = dir.join("sysroot");
+    if rustix::process::geteuid().is_root() {
+        sysroot_stage(&mut r, &sysroot, &server.url, v1.trim(), false)?;
+    } else {
+        // Deployments are root-owned and sealed with chattr +i: as an
+        // ordinary user, run this part as root of a user namespace, on a
+        // tmpfs mounted inside it.
+        println!(
+            "\n(not root: the deployment steps run in a user namespace, on a ramfs that \
+             disappears when they end)"
+        );
+        std::fs::create_dir_all(&sysroot)?;
+        let status = Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "--"])
+            .arg(&r.exe)
+            .args(["demo", "--dir"])
+            .arg(&sysroot)
+            .args([
+                "--sysroot-stage",
+                &server.url,
+                v1.trim(),
+                &r.step.to_string(),
+            ])
+            .status()
+            .context("running unshare (util-linux) for the deployment steps")?;
+        if !status.success() {
+            bail!("the deployment steps failed (or user namespaces are disabled here: run the demo as root)");
+        }
+    }
     drop(server);
     println!(
         "\nDone. Everything is in {} (remove it when you like).",
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Deploy v1 into a fresh sysroot, upgrade to v2, show status and diff,
+/// roll back, show status again.
+fn sysroot_stage(
+    r: &mut Runner,
+    sysroot: &Path,
+    url: &str,
+    v1: &str,
+    in_namespace: bool,
+) -> Result<()> {
+    if in_namespace {
+        rustix::mount::mount(
+            "ramfs",
+            sysroot,
+            "ramfs",
+            rustix::mount::MountFlags::empty(),
+            None,
+        )
+        .with_context(|| format!("mounting a ramfs on {}", sysroot.display()))?;
+    }
+    let s = sysroot.display().to_string();
+    let sr = format!("--sysroot={s}");
+    let repo = sysroot.join("ostree/repo").display().to_string();
+    std::fs::create_dir_all(sysroot)?;
+    r.run(
+        "A scratch sysroot (the layout of an installed machine)",
+        &["admin", "init-fs", &s],
+    )?;
+    r.run(
+        "A stateroot for the demo OS",
+        &["admin", "os-init", "demo", &sr],
+    )?;
+    r.run(
+        "The machine's repo follows the server",
+        &[
+            "repo",
+            "remote",
+            "add",
+            "--repo",
+            &repo,
+            "--no-gpg-verify",
+            "origin",
+            url,
+        ],
+    )?;
+    let v1_ref = format!("demo/stable@{v1}");
+    r.run(
+        "Pull version 1",
+        &["repo", "pull", "--repo", &repo, "origin", &v1_ref],
+    )?;
+    r.run(
+        "Deploy it: a hardlinked checkout, /etc, boot entries, one atomic swap",
+        &[
+            "admin",
+            "deploy",
+            &sr,
+            "--os=demo",
+            "origin:demo/stable",
+            "--karg=root=LABEL=root",
+        ],
+    )?;
+    r.run("Status", &["status", &sr])?;
+    // A local /etc change, to see it carried across the upgrade.
+    let deploy_dir = sysroot.join("ostree/deploy/demo/deploy");
+    for e in std::fs::read_dir(&deploy_dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            std::fs::write(p.join("etc/local.conf"), "edited=on v1\n")?;
+            println!(
+                "\n(edited {}/etc/local.conf on the running version)",
+                p.display()
+            );
+        }
+    }
+    r.run(
+        "Upgrade: pull version 2 from the origin and deploy it",
+        &["upgrade", &sr],
+    )?;
+    r.run(
+        "Status: version 2 boots next, version 1 stays as the rollback",
+        &["status", &sr],
+    )?;
+    r.run("What the upgrade changes", &["diff", &sr])?;
+    let kept = std::fs::read_dir(&deploy_dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("etc/local.conf"))
+        .filter(|p| p.exists())
+        .count();
+    println!(
+        "\n(/etc/local.conf is in {kept} deployments: the local change was merged into version 2)"
+    );
+    r.run(
+        "Roll back: version 1 boots next, nothing is deleted",
+        &["rollback", &sr],
+    )?;
+    r.run("Status after the rollback", &["status", &sr])?;
+    Ok(())
 }

@@ -213,7 +213,13 @@ impl Repo {
             let total = st.f_blocks.saturating_mul(st.f_frsize);
             let avail = st.f_bavail.saturating_mul(st.f_frsize);
             let (reserve, _) = self.reserve_description(total);
-            *budget = Some(avail as i64 - reserve as i64);
+            // A file system that reports no size (ramfs, some FUSE) has no
+            // budget to keep.
+            *budget = Some(if st.f_blocks == 0 {
+                i64::MAX
+            } else {
+                avail as i64 - reserve as i64
+            });
         }
         let left = budget.unwrap_or(0);
         if left < bytes as i64 {

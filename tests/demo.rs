@@ -29,6 +29,12 @@ fn demo_runs_end_to_end() {
         "no errors found",
         "hello from kiln v1",
         "(updated)",
+        // deploy, upgrade, diff, rollback in the scratch sysroot
+        "Bootloader updated",
+        "demo:origin:demo/stable (rollback)",
+        "1 added, 2 modified, 1 removed",
+        "local change was merged into version 2",
+        "to be first deployment",
     ] {
         assert!(
             stdout.contains(expected),

@@ -308,10 +308,14 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         }
     }
     drop(server);
-    println!(
-        "\nDone. Everything is in {} (remove it when you like).",
-        dir.display()
-    );
+    println!("\nDone. Everything is in {}.", dir.display());
+    if rustix::process::geteuid().is_root() {
+        println!(
+            "Deployment roots are immutable, as on a real system; to remove it all:\n  \
+             chattr -R -i {0} && rm -rf {0}",
+            dir.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -196,7 +196,9 @@ fn valid_bus_name(name: &str) -> bool {
 
 /// Environment variable names as GLib/Flatpak accept them.
 fn valid_env_name(k: &str) -> bool {
-    !k.is_empty() && !k.contains('=') && !k.contains('\0')
+    !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '=' | '[' | ']'))
 }
 
 impl Context {
@@ -581,6 +583,9 @@ mod tests {
     #[test]
     fn conditional_permissions_are_ignored() {
         let c = ctx("[Context]\nsockets=if:wayland:has-wayland;x11;\n").unwrap();
+        assert_eq!(c.sockets.len(), 1);
+        // Control characters in a variable name are refused (found by fuzzing).
+        assert!(ctx("[Environment]\n\u{1}Op=x\n").is_err());
         assert_eq!(c.sockets.len(), 1);
     }
 

@@ -57,7 +57,11 @@ pub fn register(dir: &Path, inst: &Instance) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let p = dir.join(inst.pid.to_string());
     let data = serde_json::to_vec(inst).map_err(|e| Error::Invalid(e.to_string()))?;
-    kiln_store::util::write_file_atomic(&p, &data, 0o644)?;
+    // A runtime record (tmpfs): rename for atomicity, no fsync (it is on
+    // the start-up path and need not survive a crash).
+    let tmp = dir.join(format!(".{}.tmp", inst.pid));
+    std::fs::write(&tmp, &data).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))?;
     Ok(())
 }
 

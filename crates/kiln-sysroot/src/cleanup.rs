@@ -156,7 +156,9 @@ impl Sysroot {
     pub fn cleanup(&mut self, prune: bool) -> Result<CleanupReport> {
         let mut report = CleanupReport::default();
         self.cleanup_other_bootversions()?;
+        let t = std::time::Instant::now();
         self.cleanup_old_deployments(&mut report)?;
+        tracing::debug!(elapsed = ?t.elapsed(), removed = report.deployments_removed.len(), "old deployments removed");
         self.generate_deployment_refs()?;
         if prune {
             let opts = PruneOptions {
@@ -168,6 +170,7 @@ impl Sysroot {
                 .repo
                 .prune(&opts)
                 .map_err(|e| Error::invalid(format!("Pruning system repository: {e}")))?;
+            tracing::debug!(elapsed = ?t.elapsed(), "pruned");
             report.objects_pruned = r.objects_pruned;
             report.bytes_freed = r.bytes_freed;
             if r.bytes_freed > 0 {

@@ -381,15 +381,20 @@ impl Sysroot {
         };
         let kargs = self.compute_kargs(opts, merge.as_ref())?;
         // Refuse before changing anything: no kernel, not enough space.
+        let t = std::time::Instant::now();
         crate::space::check_deploy_space(self, csum, &osname)?;
+        tracing::debug!(elapsed = ?t.elapsed(), "space checked");
         self.cleanup(false)?;
+        tracing::debug!(elapsed = ?t.elapsed(), "initial cleanup");
         let mut d = self.initialize_deployment(&osname, csum, origin, kargs.as_deref())?;
+        tracing::debug!(elapsed = ?t.elapsed(), "checked out");
         if opts.stage {
             return self.stage(d, merge.as_ref(), kargs, opts.lock_finalization);
         }
         let root = self.deployment_path(&d);
         let res = (|| -> Result<()> {
             self.finalize_deployment(&mut d, merge.as_ref())?;
+            tracing::debug!(elapsed = ?t.elapsed(), "finalized");
             let flags = WriteFlags {
                 retain: opts.retain,
                 retain_pending: opts.retain_pending,
@@ -407,7 +412,9 @@ impl Sysroot {
             }
             return Err(e);
         }
+        tracing::debug!(elapsed = ?t.elapsed(), "deployments written");
         self.cleanup(!opts.no_prune)?;
+        tracing::debug!(elapsed = ?t.elapsed(), "cleaned up");
         let new = self
             .deployments
             .iter()

@@ -17,17 +17,44 @@ pub fn rm_rf(path: &Path) -> Result<()> {
     };
     if st.is_dir() {
         set_immutable(path, false)?;
-        match std::fs::remove_dir_all(path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(path, e)),
-        }
+        remove_tree(path)
     } else {
         match std::fs::remove_file(path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(path, e)),
         }
+    }
+}
+
+/// Remove a directory tree, subdirectories in parallel (a deployment is
+/// tens of thousands of hardlinks: unlinking them is most of a cleanup).
+fn remove_tree(dir: &Path) -> Result<()> {
+    use rayon::prelude::*;
+    let mut subdirs = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for e in rd {
+        let e = e.map_err(|e| Error::io(dir, e))?;
+        let ft = e.file_type().map_err(|err| Error::io(&e.path(), err))?;
+        if ft.is_dir() {
+            subdirs.push(e.path());
+        } else {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(Error::io(&e.path(), err)),
+            }
+        }
+    }
+    subdirs.par_iter().try_for_each(|d| remove_tree(d))?;
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(dir, e)),
     }
 }
 

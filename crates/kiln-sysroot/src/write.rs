@@ -236,7 +236,9 @@ impl Sysroot {
             Err(e) => return Err(Error::io(&boot.join("boot"), e)),
         }
         fsutil::symlink_replace(&format!("loader.{new_bv}"), &boot.join("loader.tmp"))?;
+        tracing::debug!("bootswap: entries and links written");
         self.full_sync()?;
+        tracing::debug!("bootswap: synced");
         failpoint::hit("deploy:after-syncfs");
         // The commit point.
         std::fs::rename(boot.join("loader.tmp"), boot.join("loader"))
@@ -328,6 +330,7 @@ impl Sysroot {
                 return Err(Error::RemovesBooted(b.dirname()));
             }
         }
+        let t = std::time::Instant::now();
         let (atomic, bv, sub) = if !requires_new {
             let sub = self.create_new_bootlinks(self.bootversion, &new)?;
             self.full_sync()?;
@@ -339,6 +342,7 @@ impl Sysroot {
             let sub = self.write_bootswap(&mut new)?;
             (false, 1 - self.bootversion, sub)
         };
+        tracing::debug!(elapsed = ?t.elapsed(), "entries written, synced, swapped");
         let change = new.len() as i64 - self.deployments.len() as i64;
         self.message(&format!(
             "{}; bootconfig swap: {}; bootversion: boot.{bv}.{sub}, deployment count change: {change}",

@@ -348,3 +348,73 @@ fn unknown_package_is_an_error_before_building() {
     );
     assert!(e.contains("udevv"), "{e}");
 }
+
+/// `kiln compose debian` killed after each step: the ref does not move,
+/// and the next compose removes what the dead one left. Uses the cached
+/// root file system of the VM test's package set (bootstraps it once when
+/// the cache is cold).
+#[test]
+fn compose_killed_at_each_step_leaves_no_ref() {
+    if !have_root() || !have_tools(&["mmdebstrap", "apt-cache", "systemctl", "unshare"]) {
+        return;
+    }
+    if std::env::var("KILN_VM_TESTS").as_deref() == Ok("0") {
+        eprintln!("skipping: KILN_VM_TESTS=0 (needs the bootstrapped tree)");
+        return;
+    }
+    let t = tempfile::tempdir_in("/var/tmp").unwrap();
+    let repo = t.path().join("repo");
+    ok(kiln()
+        .args(["repo", "init", "--mode=archive"])
+        .arg(format!("--repo={}", repo.display())));
+    let m = manifest(
+        t.path(),
+        &fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/minimal.toml"))
+            .unwrap(),
+    );
+    let cache = Path::new("/var/cache/kiln-tests/compose");
+    let compose = |fp: Option<&str>| {
+        let mut c = kiln();
+        c.args(["compose", "debian"])
+            .arg(&m)
+            .arg("--repo")
+            .arg(&repo)
+            .arg("--cache-dir")
+            .arg(cache)
+            .arg("--prepare-root")
+            .arg(kiln_bin());
+        if let Some(fp) = fp {
+            c.env("KILN_FAILPOINT", fp);
+        }
+        out(&mut c)
+    };
+    for fp in [
+        "compose:after-initramfs",
+        "compose:after-transform",
+        "compose:before-commit",
+    ] {
+        let o = compose(Some(fp));
+        assert!(!o.status.success(), "{fp}: should be killed");
+        let refs = ok(kiln()
+            .args(["repo", "refs"])
+            .arg(format!("--repo={}", repo.display())));
+        assert!(
+            refs.trim().is_empty(),
+            "{fp}: no ref after a killed compose: {refs}"
+        );
+    }
+    let o = compose(None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let refs = ok(kiln()
+        .args(["repo", "refs"])
+        .arg(format!("--repo={}", repo.display())));
+    assert_eq!(refs.trim(), "kiln/debian/bookworm/minimal");
+    let work: Vec<_> = fs::read_dir(cache.join("work"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        work.is_empty(),
+        "the killed runs' work trees are gone: {work:?}"
+    );
+}

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use vm::{boot, run, stdout, with_image, Layout};
 
 const REF: &str = "kiln/test/vm";
+const REF_OSTREE_BOOT: &str = "kiln/test/vm-ostree-boot";
 /// One boot of the minimal system to the marker, under TCG (measured
 /// 50–70 s with OVMF and GRUB); generous for a loaded CI machine.
 const BOOT_DEADLINE: Duration = Duration::from_secs(300);
@@ -25,19 +26,27 @@ const BOOT_DEADLINE: Duration = Duration::from_secs(300);
 /// The test system: the minimal manifest's packages (same cache key as
 /// manifests/minimal.toml), a unit that prints the marker line and powers
 /// off, and a health check unit that passes or fails.
-fn manifest(version: &str, healthy: bool) -> String {
+/// `ostree_boot`: dracut with Debian's ostree-prepare-root (ostree-boot)
+/// instead of initramfs-tools with kiln-prepare-root.
+fn manifest(version: &str, healthy: bool, ostree_boot: bool) -> String {
     let health = if healthy {
         "/bin/true"
     } else {
         "/bin/sh -c 'echo KILN-TEST-HEALTH-FAIL > /dev/ttyS0; exit 1'"
     };
+    let (reff, initramfs, prepare) = if ostree_boot {
+        (REF_OSTREE_BOOT, "\"dracut\", \"ostree-boot\"", "ostree")
+    } else {
+        (REF, "\"initramfs-tools\"", "kiln")
+    };
     format!(
-        r#"ref = "{REF}"
+        r#"ref = "{reff}"
+prepare-root = "{prepare}"
 version = "{version}"
 suite = "bookworm"
 architecture = "amd64"
 variant = "apt"
-packages = ["systemd-sysv", "udev", "linux-image-amd64", "initramfs-tools"]
+packages = ["systemd-sysv", "udev", "linux-image-amd64", {initramfs}]
 initramfs-modules = ["virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "ext4", "crc32c_generic"]
 units = ["kiln-test-marker.service", "kiln-test-health.service"]
 # A serial getty would interleave with the marker lines.
@@ -118,9 +127,9 @@ impl Env {
         Command::new(vm::kiln_bin())
     }
 
-    fn compose(&self, version: &str, healthy: bool) -> String {
+    fn compose(&self, version: &str, healthy: bool, ostree_boot: bool) -> String {
         let m = self.dir.join(format!("v{version}.toml"));
-        std::fs::write(&m, manifest(version, healthy)).unwrap();
+        std::fs::write(&m, manifest(version, healthy, ostree_boot)).unwrap();
         let out = run(self
             .kiln()
             .args(["compose", "debian", "--json", "--set-version", version])
@@ -156,7 +165,7 @@ impl Env {
         name: &str,
         reboots: bool,
         before: &[(&str, usize)],
-    ) -> (String, Vec<String>) {
+    ) -> (String, Vec<String>, String) {
         let t = Instant::now();
         let mut v = boot(name, &self.disk, &self.vars, self.accel, reboots, &self.dir);
         for (m, n) in before {
@@ -178,7 +187,7 @@ impl Env {
             t.elapsed().as_secs_f64(),
             status.join("\n  ")
         );
-        (marker, status)
+        (marker, status, v.serial())
     }
 }
 
@@ -214,7 +223,7 @@ fn vm_boot_upgrade_rollback_autorollback_ostree_compat() {
     std::fs::copy(vm::OVMF_VARS, &env.vars).unwrap();
 
     // 1. compose v1 and install it into a raw image.
-    let v1 = env.compose("1", true);
+    let v1 = env.compose("1", true, false);
     let out = run(env
         .kiln()
         .args([
@@ -245,7 +254,7 @@ fn vm_boot_upgrade_rollback_autorollback_ostree_compat() {
     env.accel = vm::accel(&dir.join("vmlinuz"));
 
     // 2. boot: v1, /usr read-only; the marker unit edits /etc.
-    let (m, _) = env.boot_to_marker("1-v1", false, &[]);
+    let (m, _, _) = env.boot_to_marker("1-v1", false, &[]);
     assert!(
         m.contains("version=1 usr=ro etc-edit=edited-on-v1 var-mounted=yes"),
         "{m}"
@@ -253,14 +262,14 @@ fn vm_boot_upgrade_rollback_autorollback_ostree_compat() {
 
     // 3. compose v2; upgrade on the host (--sysroot on the image); boot:
     //    v2 with v1's /etc edit.
-    let v2 = env.compose("2", true);
+    let v2 = env.compose("2", true, false);
     env.on_image(&format!("\"$KILN\" repo pull-local --repo=\"$M/ostree/repo\" \"$REPO\" {REF}\n\"$KILN\" upgrade --sysroot \"$M\""));
     let st = env.on_image("\"$KILN\" boot status --sysroot \"$M\" --json");
     assert!(
         st.contains(&format!("{v2}.0")) && st.contains("\"tries_left\": 2"),
         "v2 is on trial with 2 tries: {st}"
     );
-    let (m, status) = env.boot_to_marker("2-v2", false, &[]);
+    let (m, status, _) = env.boot_to_marker("2-v2", false, &[]);
     assert!(m.contains("version=2 usr=ro etc-edit=edited-on-v1"), "{m}");
     assert!(
         status.iter().any(|l| l.contains("no deployment on trial")),
@@ -269,15 +278,15 @@ fn vm_boot_upgrade_rollback_autorollback_ostree_compat() {
 
     // 4. kiln rollback; boot: v1.
     env.on_image("\"$KILN\" rollback --sysroot \"$M\"");
-    let (m, _) = env.boot_to_marker("3-rollback", false, &[]);
+    let (m, _, _) = env.boot_to_marker("3-rollback", false, &[]);
     assert!(m.contains("version=1 usr=ro"), "{m}");
 
     // 5. a broken v3 (its health check fails and reboots): after its two
     //    tries GRUB falls back to the deployment it ran before (v1), and
     //    kiln status says what happened.
-    let v3 = env.compose("3", false);
+    let v3 = env.compose("3", false, false);
     env.on_image(&format!("\"$KILN\" repo pull-local --repo=\"$M/ostree/repo\" \"$REPO\" {REF}\n\"$KILN\" upgrade --sysroot \"$M\""));
-    let (m, status) = env.boot_to_marker("4-v3-broken", true, &[("KILN-TEST-HEALTH-FAIL", 2)]);
+    let (m, status, _) = env.boot_to_marker("4-v3-broken", true, &[("KILN-TEST-HEALTH-FAIL", 2)]);
     assert!(m.contains("version=1 usr=ro"), "fell back to v1: {m}");
     assert!(
         status.iter().any(|l| l.contains(&format!(
@@ -309,7 +318,7 @@ fn vm_boot_upgrade_rollback_autorollback_ostree_compat() {
         "\"$KILN\" repo pull-local --repo=\"$M/ostree/repo\" \"$REPO\" {v2}\nOSTREE_GRUB2_EXEC={} ostree admin deploy --sysroot=\"$M\" --os=debian {v2}\nostree admin status --sysroot=\"$M\"",
         helper.display()
     ));
-    let (m, status) = env.boot_to_marker("5-ostree-deploy", false, &[]);
+    let (m, status, _) = env.boot_to_marker("5-ostree-deploy", false, &[]);
     assert!(m.contains("version=2 usr=ro"), "{m}");
     assert!(
         status.iter().any(|l| l.contains('●')),
@@ -320,6 +329,26 @@ fn vm_boot_upgrade_rollback_autorollback_ostree_compat() {
             .iter()
             .any(|l| l.contains("on trial") || l.contains("did not reach")),
         "v3's trial is stale once ostree made another default: {status:?}"
+    );
+
+    // 7. a kiln deployment booted by Debian's own ostree-prepare-root
+    //    (dracut + ostree-boot; /var from ostree's system generator).
+    env.compose("4", true, true);
+    env.on_image(&format!(
+        "\"$KILN\" repo pull-local --repo=\"$M/ostree/repo\" \"$REPO\" {REF_OSTREE_BOOT}\n\"$KILN\" admin deploy --sysroot=\"$M\" --os=debian {REF_OSTREE_BOOT}"
+    ));
+    let (m, status, serial) = env.boot_to_marker("6-ostree-prepare-root", false, &[]);
+    assert!(
+        m.contains("version=4 usr=ro etc-edit=edited-on-v1 var-mounted=yes"),
+        "{m}"
+    );
+    assert!(
+        serial.contains("ostree-prepare-root") && !serial.contains("kiln-prepare-root: booting"),
+        "booted by ostree-prepare-root"
+    );
+    assert!(
+        status.iter().any(|l| l.contains("no deployment on trial")),
+        "the trial ended healthy: {status:?}"
     );
     eprintln!("[vm] whole VM test: {:.0}s", t0.elapsed().as_secs_f64());
 }

@@ -1,6 +1,6 @@
 //! `kiln compose debian MANIFEST`: bootstrap Debian with mmdebstrap (cached
 //! by the manifest's package-level inputs), add kiln's boot pieces, build
-//! the initramfs with kiln-prepare-root in it (cached by the pieces'
+//! the initramfs with a prepare-root in it (cached by the pieces'
 //! hash), add the manifest's files and units, transform, commit.
 //!
 //! Crash safety: caches are built in `*.partial-PID` and renamed into place
@@ -11,7 +11,7 @@
 //! `compose:before-commit`.
 
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, PrepareRoot};
 use crate::pieces::{self, BootPieces};
 use crate::run;
 use crate::transform::{self, TransformReport};
@@ -238,6 +238,11 @@ fn bootstrap(m: &Manifest, mirror: &str, dest: &Path, logfile: &Path) -> Result<
                 "; echo {md} >> \"$1/usr/share/initramfs-tools/modules.d/kiln\""
             ));
         }
+        // The same for dracut, when the tree uses it.
+        script.push_str(&format!(
+            "; mkdir -p \"$1/etc/dracut.conf.d\"; printf 'hostonly=\"no\"\\ndrivers=\"{}\"\\n' > \"$1/etc/dracut.conf.d/10-kiln.conf\"",
+            mods.join(" ")
+        ));
         cmd.arg(format!("--setup-hook={script}"));
     }
     if m.exclude_docs {
@@ -256,11 +261,69 @@ fn bootstrap(m: &Manifest, mirror: &str, dest: &Path, logfile: &Path) -> Result<
     run::logged(&mut cmd, logfile)
 }
 
+/// Which tool builds the tree's initramfs, and with which prepare-root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InitramfsTool {
+    /// Debian's default; kiln-prepare-root runs from its init-bottom hook.
+    InitramfsTools,
+    /// dracut with kiln's `50kiln` or ostree's `98ostree` module.
+    Dracut,
+}
+
+fn initramfs_tool(root: &Path, m: &Manifest) -> Result<InitramfsTool> {
+    let has = |p: &str| root.join(p).exists();
+    let tool = if has("usr/sbin/mkinitramfs") {
+        InitramfsTool::InitramfsTools
+    } else if has("usr/bin/dracut") {
+        InitramfsTool::Dracut
+    } else {
+        return Err(Error::Invalid(
+            "the tree has neither initramfs-tools nor dracut: add one of them to the packages"
+                .into(),
+        ));
+    };
+    if m.prepare_root == PrepareRoot::Ostree {
+        if tool != InitramfsTool::Dracut {
+            return Err(Error::Invalid("prepare-root = \"ostree\" needs dracut (Debian's ostree-boot ships only a dracut module): use packages dracut and ostree-boot instead of initramfs-tools".into()));
+        }
+        if !has("usr/lib/dracut/modules.d/98ostree") {
+            return Err(Error::Invalid(
+                "prepare-root = \"ostree\" needs the package ostree-boot in the tree".into(),
+            ));
+        }
+    }
+    Ok(tool)
+}
+
 /// Build the initramfs of `kver` inside `root` (a private mount namespace,
 /// so a kill leaves no mounts behind) and return its path inside `root`.
-fn build_initramfs(root: &Path, kver: &str, logfile: &Path) -> Result<PathBuf> {
-    let script = "set -eu; r=$1; k=$2; mount -t proc proc \"$r/proc\"; mount -t sysfs sysfs \"$r/sys\"; mount --rbind /dev \"$r/dev\"; \
-                  chroot \"$r\" mkinitramfs -o /tmp/kiln-initramfs.img \"$k\"";
+fn build_initramfs(
+    root: &Path,
+    kver: &str,
+    tool: InitramfsTool,
+    m: &Manifest,
+    logfile: &Path,
+) -> Result<PathBuf> {
+    let build = match tool {
+        InitramfsTool::InitramfsTools => {
+            "chroot \"$r\" mkinitramfs -o /tmp/kiln-initramfs.img \"$k\"".to_string()
+        }
+        InitramfsTool::Dracut => {
+            let module = match m.prepare_root {
+                PrepareRoot::Kiln => "kiln",
+                PrepareRoot::Ostree => "ostree",
+            };
+            let drivers = m
+                .initramfs_modules
+                .as_ref()
+                .map(|d| format!(" --drivers '{}'", d.join(" ")))
+                .unwrap_or_default();
+            format!("chroot \"$r\" dracut --quiet --force --no-hostonly --add '{module}'{drivers} /tmp/kiln-initramfs.img \"$k\"")
+        }
+    };
+    let script = format!(
+        "set -eu; r=$1; k=$2; mount -t proc proc \"$r/proc\"; mount -t sysfs sysfs \"$r/sys\"; mount --rbind /dev \"$r/dev\"; {build}"
+    );
     let mut cmd = Command::new("unshare");
     cmd.args([
         "--mount",
@@ -269,7 +332,7 @@ fn build_initramfs(root: &Path, kver: &str, logfile: &Path) -> Result<PathBuf> {
         "--",
         "sh",
         "-c",
-        script,
+        &script,
         "sh",
     ])
     .arg(root)
@@ -440,7 +503,13 @@ pub fn compose(m: &Manifest, opts: &ComposeOptions, log: Log) -> Result<ComposeR
         let inputs = serde_json::json!({"suite": m.suite, "architecture": m.architecture, "mirror": mirror, "variant": m.variant, "packages": m.packages, "initramfs-modules": m.initramfs_modules});
         std::fs::write(partial.join("inputs.json"), inputs.to_string())
             .map_err(|e| Error::io(&partial, e))?;
-        std::fs::rename(&partial, &cached).map_err(|e| Error::io(&cached, e))?;
+        if let Err(e) = std::fs::rename(&partial, &cached) {
+            // Another compose finished the same tree first: use it.
+            if !cached.join("tree").is_dir() {
+                return Err(Error::io(&cached, e));
+            }
+            let _ = std::fs::remove_dir_all(&partial);
+        }
         log(&format!(
             "root file system: built and cached ({})",
             cached.display()
@@ -462,16 +531,26 @@ pub fn compose(m: &Manifest, opts: &ComposeOptions, log: Log) -> Result<ComposeR
         )?;
         let kver = newest_kernel(&tree)?;
         opts.pieces.install(&tree)?;
-        let ikey = sha(&[&key, &opts.pieces.initramfs_hash()?, &kver]);
+        let tool = initramfs_tool(&tree, m)?;
+        let ikey = sha(&[
+            &key,
+            &opts.pieces.initramfs_hash()?,
+            &kver,
+            &format!("{tool:?}/{:?}", m.prepare_root),
+        ]);
         let icache = initramfs_dir.join(format!("{ikey}.img"));
         let initramfs_cached = icache.is_file();
         if initramfs_cached {
-            log("initramfs with kiln-prepare-root: cached");
+            log(&format!(
+                "initramfs ({tool:?}, {:?} prepare-root): cached",
+                m.prepare_root
+            ));
         } else {
             log(&format!(
-                "building the initramfs of {kver} with kiln-prepare-root…"
+                "building the initramfs of {kver} ({tool:?}, {:?} prepare-root)…",
+                m.prepare_root
             ));
-            let built = build_initramfs(&tree, &kver, &work.join("mkinitramfs.log"))?;
+            let built = build_initramfs(&tree, &kver, tool, m, &work.join("mkinitramfs.log"))?;
             let partial = initramfs_dir.join(format!("{ikey}.img.partial-{pid}"));
             std::fs::copy(&built, &partial).map_err(|e| Error::io(&partial, e))?;
             std::fs::rename(&partial, &icache).map_err(|e| Error::io(&icache, e))?;
@@ -480,6 +559,12 @@ pub fn compose(m: &Manifest, opts: &ComposeOptions, log: Log) -> Result<ComposeR
         let dest = tree.join(format!("boot/initrd.img-{kver}"));
         let _ = std::fs::remove_file(&dest);
         std::fs::copy(&icache, &dest).map_err(|e| Error::io(&dest, e))?;
+        // dracut writes 0600; the tree's other boot files are 0644.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| Error::io(&dest, e))?;
+        }
         failpoint::hit("compose:after-initramfs");
         add_files(m, &tree)?;
         let mut units: Vec<String> = pieces::UNITS.iter().map(|s| s.to_string()).collect();

@@ -47,6 +47,11 @@ pub struct Manifest {
     /// `MODULES=list` with these modules for the initramfs; when absent,
     /// Debian's default (`MODULES=most`, larger, boots more hardware).
     pub initramfs_modules: Option<Vec<String>>,
+    /// Which program mounts the deployment in the initramfs: `kiln`
+    /// (kiln-prepare-root; initramfs-tools or dracut) or `ostree`
+    /// (Debian's ostree-prepare-root from ostree-boot; needs dracut).
+    #[serde(default)]
+    pub prepare_root: PrepareRoot,
     /// Files to add (after the packages, before the transform).
     #[serde(default, rename = "file")]
     pub files: Vec<ManifestFile>,
@@ -62,6 +67,14 @@ pub struct Manifest {
     /// Where the manifest was read from (relative `source` paths).
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrepareRoot {
+    #[default]
+    Kiln,
+    Ostree,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -244,6 +257,18 @@ content = "kiln\n"
         assert_eq!(m.ref_, "kiln/test");
         assert_eq!(m.architecture, "amd64");
         assert_eq!(m.files.len(), 1);
+        assert_eq!(m.prepare_root, PrepareRoot::Kiln);
+        let o = Manifest::parse(
+            &format!("prepare-root = \"ostree\"\n{OK}"),
+            Path::new("m.toml"),
+        )
+        .unwrap();
+        assert_eq!(o.prepare_root, PrepareRoot::Ostree);
+        assert!(Manifest::parse(
+            &format!("prepare-root = \"dracut\"\n{OK}"),
+            Path::new("m.toml")
+        )
+        .is_err());
         assert_eq!(m.rootfs_key("http://m"), m.rootfs_key("http://m"));
         assert_ne!(m.rootfs_key("http://m"), m.rootfs_key("http://n"));
     }

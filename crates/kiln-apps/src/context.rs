@@ -336,6 +336,13 @@ impl Context {
     /// Flatpak writes overrides: `!` for revoked items.
     pub fn write_keyfile(&self, kf: &mut KeyFile) {
         let g = GROUP_CONTEXT;
+        // In a new file, [Context] goes first: GLib reads an `Encoding` key
+        // in the first group as the file's encoding, so [Environment] must
+        // not lead (found by fuzzing).
+        if kf.groups().next().is_none() {
+            kf.set(g, "x", "");
+            kf.remove_key(g, "x");
+        }
         for key in [
             "shared",
             "sockets",
@@ -397,7 +404,7 @@ impl Context {
                 let _ = kf.try_set(group, k, v.as_str());
             }
         }
-        if kf.keys(g).is_empty() {
+        if kf.keys(g).is_empty() && kf.groups().count() == 1 {
             kf.remove_group(g);
         }
     }
@@ -586,6 +593,11 @@ mod tests {
         assert_eq!(c.sockets.len(), 1);
         // Control characters in a variable name are refused (found by fuzzing).
         assert!(ctx("[Environment]\n\u{1}Op=x\n").is_err());
+        // A variable called Encoding must not end up in the first group.
+        let enc = ctx("[Context]\nshared=network;\n[Environment]\nEncoding=de\n").unwrap();
+        let mut only_env = enc.clone();
+        only_env.shared.clear();
+        assert_eq!(ctx(&only_env.to_keyfile_text()).unwrap(), only_env);
         assert_eq!(c.sockets.len(), 1);
     }
 

@@ -229,7 +229,11 @@ pub(crate) fn check_deploy_space(s: &Sysroot, commit: &Checksum, osname: &str) -
     // Walking every directory of a large commit costs a noticeable part of
     // a deploy; with gigabytes free the checkout (directories, the /etc
     // copy) cannot plausibly run out, so only count when it is tight.
-    let sys_needed = if sys_free >= PLENTY { 0 } else { checkout_cost(repo, commit)? + 1024 * 1024 };
+    let sys_needed = if sys_free >= PLENTY {
+        0
+    } else {
+        checkout_cost(repo, commit)? + 1024 * 1024
+    };
     if sys_needed > sys_free {
         return Err(Error::NoSpace {
             fs: "the sysroot",

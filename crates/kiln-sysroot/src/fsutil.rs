@@ -301,6 +301,11 @@ pub fn disk_usage(path: &Path, seen: &mut std::collections::HashSet<(u64, u64)>)
 /// use the reserved blocks).
 pub fn fs_free(path: &Path) -> Result<u64> {
     let st = rustix::fs::statvfs(path).map_err(|e| Error::rio(path, e))?;
+    // A file system that reports no size at all (ramfs, some FUSE) cannot
+    // be checked: treat it as unlimited rather than as full.
+    if st.f_blocks == 0 {
+        return Ok(u64::MAX);
+    }
     let blocks = if rustix::process::geteuid().is_root() {
         st.f_bfree
     } else {

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 KILN=${KILN:-$PWD/target/release/kiln}
 SRC=/usr/share
 RUNS=3
-JOBS=12
+JOBS=16
 while [ $# -gt 0 ]; do
   case $1 in
     --src) SRC=$2; shift ;;

@@ -93,7 +93,7 @@ pub enum RemoteOp {
 #[derive(Args, Debug)]
 pub struct NetArgs {
     /// Parallel requests.
-    #[arg(long, default_value_t = 12, value_name = "N")]
+    #[arg(long, default_value_t = 16, value_name = "N")]
     pub jobs: usize,
     /// Retries of a request after a transport failure or a 5xx answer.
     #[arg(long, default_value_t = 5, value_name = "N")]

@@ -28,7 +28,7 @@ impl Default for NetOptions {
             connect_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(30),
             retries: 5,
-            workers: 12,
+            workers: 16,
         }
     }
 }
@@ -81,6 +81,18 @@ impl Body<'_> {
             None => Attempt::Fatal(fatal()),
         }
     }
+}
+
+type CallJob = (
+    ureq::Agent,
+    String,
+    std::sync::mpsc::SyncSender<std::result::Result<ureq::Response, ureq::Error>>,
+);
+
+thread_local! {
+    /// Each thread's helper that makes its HTTP calls (see
+    /// `Fetcher::call_with_timeout`).
+    static CALLER: std::cell::RefCell<Option<std::sync::mpsc::Sender<CallJob>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// An open response body and its announced length.
@@ -198,26 +210,46 @@ impl Fetcher {
     ///
     /// ureq 2 applies `timeout_read` to fresh connections and to bodies, but
     /// not to the status line read on a connection reused from its pool: a
-    /// server that stalls there would hang us. The request runs on a helper
-    /// thread; when it does not answer in time we give up on it (the thread
-    /// ends when the server closes or the process exits).
+    /// server that stalls there would hang us. The request runs on this
+    /// thread's helper thread; when it does not answer in time we give that
+    /// helper up (it ends when the server closes or the process exits) and
+    /// the next call starts a new one.
     fn call_with_timeout(
         &self,
         agent: &ureq::Agent,
         url: String,
     ) -> std::result::Result<std::result::Result<ureq::Response, ureq::Error>, String> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let agent = agent.clone();
-        let spawned = std::thread::Builder::new()
-            .name("kiln-http".into())
-            .spawn(move || {
-                let _ = tx.send(agent.get(&url).call());
-            });
-        if let Err(e) = spawned {
-            return Err(format!("cannot start a thread: {e}"));
-        }
+        let (reply_tx, reply_rx) = std::sync::mpsc::sync_channel(1);
+        let mut job = Some((agent.clone(), url, reply_tx));
+        CALLER.with(|c| -> std::result::Result<(), String> {
+            let mut c = c.borrow_mut();
+            for _ in 0..2 {
+                if c.is_none() {
+                    let (tx, rx) = std::sync::mpsc::channel::<CallJob>();
+                    std::thread::Builder::new()
+                        .name("kiln-http".into())
+                        .spawn(move || {
+                            while let Ok((agent, url, reply)) = rx.recv() {
+                                let _ = reply.send(agent.get(&url).call());
+                            }
+                        })
+                        .map_err(|e| format!("cannot start a thread: {e}"))?;
+                    *c = Some(tx);
+                }
+                let Some(j) = job.take() else { return Ok(()) };
+                match c.as_ref().map(|tx| tx.send(j)) {
+                    Some(Ok(())) => return Ok(()),
+                    Some(Err(std::sync::mpsc::SendError(j))) => job = Some(j),
+                    None => return Err("no helper thread".into()),
+                }
+                *c = None;
+            }
+            Err("no helper thread".into())
+        })?;
         let wait = self.opts.idle_timeout + self.opts.connect_timeout;
-        rx.recv_timeout(wait).map_err(|_| {
+        reply_rx.recv_timeout(wait).map_err(|_| {
+            // The helper is stuck in that request: give it up.
+            CALLER.with(|c| *c.borrow_mut() = None);
             format!(
                 "timed out after {}s waiting for the response",
                 wait.as_secs()

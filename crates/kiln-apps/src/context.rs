@@ -164,10 +164,10 @@ pub fn parse_filesystem(item: &str) -> Result<(String, FsMode)> {
     if loc.contains('\0') || loc.contains('\n') {
         return Err(bad());
     }
-    let loc = if loc.len() > 1 {
-        loc.trim_end_matches('/')
-    } else {
-        loc
+    // Trailing slashes go, but `/` (or `//`) stays `/` (fuzz: `!//`).
+    let loc = match loc.trim_end_matches('/') {
+        "" => "/",
+        t => t,
     };
     Ok((loc.to_string(), if granted { mode } else { FsMode::Denied }))
 }
@@ -374,6 +374,9 @@ impl Context {
                 .iter()
                 .map(|(k, m)| match m {
                     FsMode::ReadOnly => format!("{k}:ro"),
+                    // `a:create` as a read-write location must keep its
+                    // `:rw`, or it would read back as `a`, created (fuzz).
+                    FsMode::ReadWrite if k.contains(':') => format!("{k}:rw"),
                     FsMode::ReadWrite => k.clone(),
                     FsMode::Create => format!("{k}:create"),
                     FsMode::Denied => format!("!{k}"),
@@ -598,6 +601,10 @@ mod tests {
         let mut only_env = enc.clone();
         only_env.shared.clear();
         assert_eq!(ctx(&only_env.to_keyfile_text()).unwrap(), only_env);
+        let root = ctx("[Context]\nfilesystems=!//;~//;\n").unwrap();
+        assert_eq!(ctx(&root.to_keyfile_text()).unwrap(), root);
+        let colon = ctx("[Context]\nfilesystems=~/G:create:rw;/x:ro:ro;\n").unwrap();
+        assert_eq!(ctx(&colon.to_keyfile_text()).unwrap(), colon);
         assert_eq!(c.sockets.len(), 1);
     }
 

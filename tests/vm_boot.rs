@@ -327,7 +327,7 @@ fn vm_boot_upgrade_rollback_autorollback_ostree_compat() {
     assert!(
         !status
             .iter()
-            .any(|l| l.contains("on trial") || l.contains("did not reach")),
+            .any(|l| l.contains("is on trial") || l.contains("did not reach")),
         "v3's trial is stale once ostree made another default: {status:?}"
     );
 

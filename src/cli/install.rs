@@ -14,6 +14,8 @@ pub struct InstallArgs {
     pub cmd: Option<InstallCmd>,
     /// Packages to layer onto the booted deployment.
     pub packages: Vec<String>,
+    #[command(flatten)]
+    pub layer: super::layer::LayerFlags,
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,10 +88,7 @@ pub fn run(a: InstallArgs) -> Result<ExitCode> {
         if a.packages.is_empty() {
             bail!("nothing to install: give `to-disk TARGET --source REF` or package names");
         }
-        bail!(
-            "package layering is not built yet (kiln install {})",
-            a.packages.join(" ")
-        );
+        return super::layer::install(a.packages, a.layer);
     };
     let opts = InstallOptions {
         target: t.target.clone(),

@@ -7,6 +7,7 @@ pub mod compose;
 pub mod delta;
 pub mod demo;
 pub mod install;
+pub mod layer;
 pub mod progress;
 pub mod remote;
 pub mod repo;
@@ -43,7 +44,7 @@ pub enum Command {
     Admin(admin::AdminArgs),
     /// Make OSTree OS trees from Debian (a root file system or a manifest).
     Compose(compose::ComposeArgs),
-    /// Install to a disk or image (`to-disk`); packages: not built yet.
+    /// Layer Debian packages onto the deployment, or install to a disk (`to-disk`).
     Install(install::InstallArgs),
     /// Bootloader: boot counting, marking a boot good, the GRUB menu.
     Boot(boot::BootArgs),
@@ -51,6 +52,8 @@ pub enum Command {
     App(app::AppArgs),
     #[command(flatten)]
     System(system::SystemCommand),
+    #[command(flatten)]
+    Layer(layer::LayerCommand),
     /// Serve an archive repo over HTTP (GET/HEAD, ranges, keep-alive).
     Serve(serve::ServeArgs),
 }
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Boot(args) => boot::run(args),
         Command::App(args) => app::run(args),
         Command::System(c) => system::run(c, cli.verbose),
+        Command::Layer(c) => layer::run(c),
         Command::Serve(args) => serve::run(args),
     };
     match result {

@@ -437,6 +437,7 @@ fn upgrade(sysroot: Option<PathBuf>, check: bool, preview: bool, reboot: bool) -
         .to_string();
     let csum = fetch_origin(&s, &refspec, check)?;
     let current = s.staged_deployment().map(|d| d.csum).unwrap_or(merge.csum);
+    let current = kiln_compose::layer::base_of(s.repo(), &current);
     if csum == current {
         println!("No upgrade available.");
         return Ok(if check {
@@ -460,7 +461,8 @@ fn upgrade(sysroot: Option<PathBuf>, check: bool, preview: bool, reboot: bool) -
         }
         return Ok(ExitCode::SUCCESS);
     }
-    deploy_new(&mut s, &merge, &csum, carried_origin(&merge))?;
+    let (csum, origin) = super::layer::relayer(&s, &merge, csum, carried_origin(&merge))?;
+    deploy_new(&mut s, &merge, &csum, origin)?;
     maybe_reboot(&s, reboot)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 pub mod debian;
 mod error;
 pub mod install;
+pub mod layer;
 pub mod manifest;
 pub mod pieces;
 mod run;

@@ -29,6 +29,7 @@ PACKAGES=(
   gcc              # builds the static escape probe of the app tests
   libc6-dev        # static libc for that probe
   busybox-static   # static busybox for OCI toolbox images and app runtimes
+  dpkg-dev         # dpkg-scanpackages: the local apt repository of the layering tests
   time             # /usr/bin/time -v for peak RSS in bench/
 )
 

@@ -301,6 +301,15 @@ fn status(s: &Sysroot, json: bool, verbose: bool) -> Result<()> {
         if d.pinned {
             row("Pinned", "yes");
         }
+        if let Some(b) = &d.base_checksum {
+            row("BaseCommit", b);
+        }
+        if !d.layered_packages.is_empty() {
+            row("Layered", &d.layered_packages.join(" "));
+        }
+        if !d.removed_packages.is_empty() {
+            row("Removed", &d.removed_packages.join(" "));
+        }
         if verbose {
             row("Deployment", &format!("{}.{}", d.checksum, d.serial));
             row("Path", &d.path);

@@ -49,6 +49,13 @@ pub struct DeploymentStatus {
     /// Boots left before the bootloader falls back, for a deployment on
     /// trial (boot counting; null otherwise).
     pub boot_counter: Option<u32>,
+    /// Packages layered on the base (`kiln install`; origin `[kiln]`),
+    /// local `.deb`s by package name.
+    pub layered_packages: Vec<String>,
+    /// Base packages removed (`kiln override remove`).
+    pub removed_packages: Vec<String>,
+    /// The base commit of a layered deployment (null when not layered).
+    pub base_checksum: Option<String>,
 }
 
 impl Sysroot {
@@ -95,6 +102,13 @@ impl Sysroot {
                     kargs: d.options().map(str::to_string),
                     path: d.relpath(),
                     boot_counter: self.boot_tries_left(d),
+                    layered_packages: layer_list(d, "packages", "local-packages"),
+                    removed_packages: layer_list(d, "removed-packages", ""),
+                    base_checksum: d
+                        .origin
+                        .as_ref()
+                        .and_then(|o| o.get("kiln", "base-checksum"))
+                        .map(str::to_string),
                 }
             })
             .collect();
@@ -107,4 +121,24 @@ impl Sysroot {
             deployments,
         }
     }
+}
+
+/// Names listed in the origin's `[kiln]` group (`NAME:SHA256` of local
+/// packages become NAME).
+fn layer_list(d: &crate::Deployment, key: &str, local_key: &str) -> Vec<String> {
+    let Some(o) = d.origin.as_ref() else {
+        return Vec::new();
+    };
+    let mut v = o.get_list("kiln", key).unwrap_or_default();
+    if !local_key.is_empty() {
+        v.extend(
+            o.get_list("kiln", local_key)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| s.rsplit_once(':').map_or(s.clone(), |(n, _)| n.to_string())),
+        );
+    }
+    v.retain(|s| !s.is_empty());
+    v.sort();
+    v
 }

@@ -68,10 +68,11 @@ fn commit_waits_for_an_exclusive_lock_and_then_succeeds() {
     let holder = LockHolder::take(&repo, true);
     // While a prune-style exclusive lock is held, kiln cannot write: the
     // commit is still waiting when the time limit ends it.
+    let cmd = commit_cmd(&repo, &tree);
     let out = Command::new("timeout")
         .arg("3")
-        .args(commit_cmd(&repo, &tree).get_program().to_str().into_iter())
-        .args(commit_cmd(&repo, &tree).get_args())
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
         .output()
         .expect("timeout");
     assert_eq!(

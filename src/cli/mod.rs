@@ -49,7 +49,7 @@ pub enum Command {
     /// Bootloader: boot counting, marking a boot good, the GRUB menu.
     Boot(boot::BootArgs),
     /// Flatpak-compatible apps (`flatpak`'s verbs and flags).
-    App(app::AppArgs),
+    App(Box<app::AppArgs>),
     #[command(flatten)]
     System(system::SystemCommand),
     #[command(flatten)]
@@ -72,7 +72,7 @@ pub fn main() -> ExitCode {
         Command::Compose(args) => compose::run(args),
         Command::Install(args) => install::run(args),
         Command::Boot(args) => boot::run(args),
-        Command::App(args) => app::run(args),
+        Command::App(args) => app::run(*args),
         Command::System(c) => system::run(c, cli.verbose),
         Command::Layer(c) => layer::run(c),
         Command::Serve(args) => serve::run(args),

@@ -32,8 +32,9 @@ pub enum Error {
     WouldRemove(Vec<String>),
     #[error("package {0} is not installed in the base")]
     NotInBase(String),
-    #[error("dpkg failed in the new tree ({status}): {log}")]
-    Dpkg { status: String, log: String },
+    /// `summary`: dpkg's own error lines; `log`: the end of its output.
+    #[error("dpkg failed in the new tree: {summary}\n{log}")]
+    Dpkg { summary: String, log: String },
     #[error("`{cmd}` failed ({status}){}", if .stderr.is_empty() { String::new() } else { format!(": {}", .stderr) })]
     Command {
         cmd: String,

@@ -44,6 +44,8 @@ pub(crate) fn prepare_upper(o: &Overlay) -> Result<()> {
             std::os::unix::fs::symlink("../../usr/lib/sysimage/dpkg", &l),
         )?;
     }
+    let log = upper.join("var/log");
+    io(&log, std::fs::create_dir_all(&log))?;
     if lmeta("etc").is_none() && lmeta("usr/etc").is_some_and(|m| m.is_dir()) {
         let l = upper.join("etc");
         io(&l, std::os::unix::fs::symlink("usr/etc", &l))?;
@@ -169,8 +171,24 @@ if [ $# -gt 0 ]; then dpkg --force-unsafe-io --force-confold --install "$@"; fi
         })?;
     if !status.success() {
         let text = std::fs::read_to_string(log).unwrap_or_default();
+        // The line(s) saying what failed first, then the end of the log.
+        let mut summary: Vec<String> = Vec::new();
+        let mut lines = text.lines().peekable();
+        while let Some(l) = lines.next() {
+            if l.starts_with("dpkg: error") || l.starts_with("dpkg-deb: error") {
+                let mut s = l.trim_end_matches(':').to_string();
+                if let Some(next) = lines.peek().filter(|n| n.starts_with(' ')) {
+                    s.push_str(": ");
+                    s.push_str(next.trim());
+                }
+                summary.push(s);
+            }
+        }
+        if summary.is_empty() {
+            summary.push(status.to_string());
+        }
         return Err(Error::Dpkg {
-            status: status.to_string(),
+            summary: summary.join("; "),
             log: tail(&text, 12),
         });
     }

@@ -45,7 +45,7 @@ pub struct CheckoutArgs {
     /// Process `.wh.` whiteout files.
     #[arg(long)]
     pub whiteouts: bool,
-    /// `--fsync=false` skips the final sync.
+    /// `--fsync=true` syncs the file system at the end (default: no sync, like ostree).
     #[arg(long, value_name = "POLICY")]
     pub fsync: Option<String>,
     #[arg(long)]
@@ -79,7 +79,9 @@ pub fn checkout(repo: &Option<PathBuf>, a: CheckoutArgs) -> Result<ExitCode> {
         force_copy: a.force_copy,
         subpath: a.subpath.clone(),
         whiteouts: a.whiteouts,
-        no_fsync: matches!(a.fsync.as_deref(), Some("false") | Some("0") | Some("no")),
+        // Like ostree's CLI, a checkout is not synced unless asked
+        // (`--fsync=true`); deployments sync once themselves.
+        no_fsync: !matches!(a.fsync.as_deref(), Some("true") | Some("1") | Some("yes")),
     };
     let progress = Arc::new(Progress::new());
     let bar = Bar::start("checkout", progress.clone());

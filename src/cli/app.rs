@@ -411,11 +411,25 @@ fn home() -> PathBuf {
     env_path("HOME").unwrap_or_else(|| PathBuf::from("/"))
 }
 
+/// The OS repository app installs take shared objects from:
+/// `KILN_APPS_OS_REPO` (`none` or empty: none), else the first of
+/// `/sysroot/ostree/repo` and `/ostree/repo` that opens as a repo.
+fn os_repo() -> Option<PathBuf> {
+    if let Some(v) = std::env::var_os("KILN_APPS_OS_REPO") {
+        return (!v.is_empty() && v != "none").then(|| PathBuf::from(v));
+    }
+    ["/sysroot/ostree/repo", "/ostree/repo"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| kiln_store::Repo::open(p).is_ok())
+}
+
 fn system_inst() -> Installation {
     Installation::new(
         env_path("KILN_APPS_SYSTEM_DIR").unwrap_or_else(|| PathBuf::from(installation::SYSTEM_DIR)),
         Scope::System,
     )
+    .with_os_repo(os_repo())
 }
 
 fn user_inst() -> Installation {
@@ -423,6 +437,7 @@ fn user_inst() -> Installation {
         env_path("KILN_APPS_USER_DIR").unwrap_or_else(|| installation::user_dir(&home())),
         Scope::User,
     )
+    .with_os_repo(os_repo())
 }
 
 fn is_root() -> bool {

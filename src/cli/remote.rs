@@ -470,6 +470,7 @@ pub fn pull(repo: &Option<PathBuf>, a: PullArgs) -> Result<ExitCode> {
         allow_downgrade: a.allow_downgrade,
         url_override: a.url.clone(),
         net: a.net.options(),
+        localcache_repos: Vec::new(),
     };
     let progress = Arc::new(Progress::new());
     let res = {

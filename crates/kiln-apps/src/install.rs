@@ -25,6 +25,26 @@ pub struct Change {
     pub origin: Option<String>,
     pub commit: Option<String>,
     pub from: Option<String>,
+    /// What the pull of this ref moved, when it pulled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<Transfer>,
+}
+
+/// Bytes and objects of one pull (a subset of `kiln pull --json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Transfer {
+    /// Bytes received from the remote.
+    pub bytes_transferred: u64,
+    /// Content objects stored (fetched, linked or copied).
+    pub content_objects: u64,
+    /// Content objects hardlinked from the OS repository…
+    pub linked_objects: u64,
+    /// …and their bytes, stored once for the OS and the apps.
+    pub linked_bytes: u64,
+    /// Content objects copied from the OS repository (not linkable there).
+    pub copied_objects: u64,
+    /// OS repository objects that failed verification (downloaded instead).
+    pub refused_objects: u64,
 }
 
 /// Progress and messages for the CLI.
@@ -46,19 +66,23 @@ pub struct InstallOptions {
     pub reinstall: bool,
 }
 
+/// Pull `r` (at `commit`) into the installation's repo, taking objects
+/// the OS repository has from there. Returns the commit and the transfer.
 fn pull_one(
+    inst: &Installation,
     repo: &Repo,
     remote: &str,
     r: &AppRef,
     commit: Option<&str>,
     events: &dyn Events,
-) -> Result<String> {
+) -> Result<(String, Transfer)> {
     let req = match commit {
         Some(c) => format!("{r}@{c}"),
         None => r.to_string(),
     };
     let opts = kiln_remote::PullOptions {
         allow_downgrade: true,
+        localcache_repos: inst.os_repo.iter().cloned().collect(),
         ..Default::default()
     };
     let progress = std::sync::Arc::new(Progress::new());
@@ -67,10 +91,38 @@ fn pull_one(
     events.pull_finished(r);
     let res = res?;
     failpoint::hit("app:after-pull");
-    res.refs
+    let transfer = Transfer {
+        bytes_transferred: res.bytes_transferred,
+        content_objects: res.content_objects,
+        linked_objects: res.linked_objects,
+        linked_bytes: res.linked_bytes,
+        copied_objects: res.local_copied_objects,
+        refused_objects: res.local_refused_objects,
+    };
+    if let Some(os) = &inst.os_repo {
+        if transfer.linked_objects + transfer.copied_objects > 0 {
+            events.message(&format!(
+                "{r}: {} objects ({}) shared with the OS repository {}, {} copied from it",
+                transfer.linked_objects,
+                kiln_store::util::format_size(transfer.linked_bytes),
+                os.display(),
+                transfer.copied_objects
+            ));
+        }
+        if transfer.refused_objects > 0 {
+            events.message(&format!(
+                "{r}: {} objects of the OS repository {} failed verification; downloaded instead",
+                transfer.refused_objects,
+                os.display()
+            ));
+        }
+    }
+    let commit = res
+        .refs
         .first()
         .map(|p| p.commit.to_hex())
-        .ok_or_else(|| Error::Invalid(format!("pull of {r} returned nothing")))
+        .ok_or_else(|| Error::Invalid(format!("pull of {r} returned nothing")))?;
+    Ok((commit, transfer))
 }
 
 /// Compare a pulled commit's `xa.metadata` with what the summary said.
@@ -142,7 +194,7 @@ fn install_ref(
     events: &dyn Events,
 ) -> Result<Change> {
     let previous = inst.active_commit(r);
-    let new = pull_one(repo, remote, r, commit, events)?;
+    let (new, transfer) = pull_one(inst, repo, remote, r, commit, events)?;
     check_commit_metadata(repo, r, &new, expected_md)?;
     let action = if previous.as_deref() == Some(new.as_str()) {
         "unchanged"
@@ -169,6 +221,7 @@ fn install_ref(
         origin: Some(remote.into()),
         commit: Some(new),
         from: previous,
+        transfer: Some(transfer),
     })
 }
 
@@ -239,7 +292,7 @@ pub fn install(
     if let (Some(md), false) = (&cached_md, opts.no_deps) {
         ensure_runtime(inst, &repo, remote, &r, md, events, &mut changes)?;
     }
-    let commit = pull_one(&repo, remote, &r, Some(&target.commit), events)?;
+    let (commit, transfer) = pull_one(inst, &repo, remote, &r, Some(&target.commit), events)?;
     let md = check_commit_metadata(&repo, &r, &commit, target.metadata.as_deref())?;
     if cached_md.is_none() && !opts.no_deps {
         ensure_runtime(inst, &repo, remote, &r, &md, events, &mut changes)?;
@@ -262,6 +315,7 @@ pub fn install(
         origin: Some(remote.into()),
         commit: Some(commit),
         from: previous,
+        transfer: Some(transfer),
     });
     Ok(changes)
 }
@@ -320,6 +374,7 @@ pub fn update(
                     origin: Some(origin),
                     commit: Some(prev),
                     from: current,
+                    transfer: None,
                 });
                 continue;
             }
@@ -353,6 +408,7 @@ pub fn update(
                 origin: Some(origin),
                 commit: current.clone(),
                 from: current,
+                transfer: None,
             });
             continue;
         }
@@ -420,6 +476,7 @@ pub fn rollback(inst: &Installation, name: &str) -> Result<Change> {
         origin,
         commit: Some(prev),
         from: Some(current),
+        transfer: None,
     })
 }
 
@@ -504,6 +561,7 @@ pub fn uninstall(
             origin: d.as_ref().map(|d| d.origin.clone()),
             commit: None,
             from: d.map(|d| d.commit),
+            transfer: None,
         });
         Ok(())
     };

@@ -60,6 +60,11 @@ pub fn app_data_dir(home: &Path, id: &str) -> PathBuf {
 pub struct Installation {
     pub base: PathBuf,
     pub scope: Scope,
+    /// The OS repository (`/sysroot/ostree/repo`, `/ostree/repo`): content
+    /// objects it already has are hardlinked (verified) into `repo/`
+    /// instead of downloaded. `None`: always download. The caller chooses
+    /// (the CLI: the first of those that opens).
+    pub os_repo: Option<PathBuf>,
 }
 
 /// An installed app or runtime (the `list --json` schema).
@@ -190,7 +195,14 @@ impl Installation {
         Installation {
             base: base.into(),
             scope,
+            os_repo: None,
         }
+    }
+
+    /// Take objects the OS repository at `os_repo` has from there.
+    pub fn with_os_repo(mut self, os_repo: Option<PathBuf>) -> Installation {
+        self.os_repo = os_repo;
+        self
     }
 
     pub fn repo_path(&self) -> PathBuf {

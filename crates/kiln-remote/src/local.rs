@@ -230,5 +230,10 @@ pub fn pull_local(
         requests: 0,
         elapsed_secs: start.elapsed().as_secs_f64(),
         dry_run: false,
+        linked_objects: 0,
+        linked_bytes: 0,
+        local_copied_objects: 0,
+        local_metadata_objects: 0,
+        local_refused_objects: 0,
     })
 }

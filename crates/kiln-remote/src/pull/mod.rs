@@ -9,6 +9,7 @@
 //! `syncfs` → remove the commitpartial → write `refs/remotes/REMOTE/REF`.
 
 mod delta;
+mod localcache;
 pub(crate) mod source;
 pub(crate) mod walk;
 
@@ -50,6 +51,13 @@ pub struct PullOptions {
     /// Use this URL instead of the configured one.
     pub url_override: Option<String>,
     pub net: NetOptions,
+    /// Local repositories to take objects from before fetching them
+    /// (ostree's `localcache-repos`; for apps, the OS repository). A
+    /// content object is hardlinked when both files are on one file system
+    /// and mean the same in both repo modes, else copied; either way it is
+    /// verified against its checksum first, and fetched when it does not
+    /// match. See `pull/localcache.rs`.
+    pub localcache_repos: Vec<PathBuf>,
 }
 
 /// One ref asked for: `REF` or `REF@COMMIT`.
@@ -120,6 +128,18 @@ pub struct PullResult {
     pub requests: u64,
     pub elapsed_secs: f64,
     pub dry_run: bool,
+    /// Content objects hardlinked from a `localcache_repos` repository
+    /// (counted in `content_objects` too; nothing was transferred).
+    pub linked_objects: u64,
+    /// Their size: bytes shared with that repository, not stored again.
+    pub linked_bytes: u64,
+    /// Content objects copied (verified) from a `localcache_repos` repo.
+    pub local_copied_objects: u64,
+    /// Metadata objects read from a `localcache_repos` repo.
+    pub local_metadata_objects: u64,
+    /// Objects present in a `localcache_repos` repo that failed
+    /// verification there, and were fetched instead.
+    pub local_refused_objects: u64,
 }
 
 /// Signature verification a remote asks for.
@@ -510,9 +530,16 @@ pub fn pull(
         let mut delta_name = None;
         if !opts.dry_run && !was_complete && !partial {
             if !opts.disable_static_deltas {
-                if let Some(entry) =
+                // A from-scratch delta carries every object: with local
+                // object sources, walk the tree instead (unless required).
+                let chosen =
                     delta::choose(repo, &fetcher, summary.as_ref(), &target, previous.as_ref())?
-                {
+                        .filter(|d| {
+                            d.from.is_some()
+                                || opts.localcache_repos.is_empty()
+                                || opts.require_static_deltas
+                        });
+                if let Some(entry) = chosen {
                     let n = delta::apply(repo, &fetcher, &entry, progress)?;
                     delta_parts += n;
                     via = Via::StaticDelta;
@@ -577,7 +604,23 @@ pub fn pull(
         });
     }
 
+    let cache = if !roots.is_empty() && !opts.localcache_repos.is_empty() {
+        Some(localcache::LocalCache::open(repo, &opts.localcache_repos)?)
+    } else {
+        None
+    };
     if !roots.is_empty() {
+        let cached;
+        let src: &dyn Source = match &cache {
+            Some(c) if !c.is_empty() => {
+                cached = localcache::WithCache {
+                    inner: src,
+                    cache: c,
+                };
+                &cached
+            }
+            _ => src,
+        };
         walk::fetch_trees(repo, src, &roots, opts.net.workers, progress, &counters)?;
     }
     if !opts.dry_run {
@@ -619,7 +662,21 @@ pub fn pull(
         requests: fetcher.requests.load(Ordering::Relaxed),
         elapsed_secs: start.elapsed().as_secs_f64(),
         dry_run: opts.dry_run,
+        linked_objects: local(&cache, |c| &c.linked),
+        linked_bytes: local(&cache, |c| &c.linked_bytes),
+        local_copied_objects: local(&cache, |c| &c.copied),
+        local_metadata_objects: local(&cache, |c| &c.metadata),
+        local_refused_objects: local(&cache, |c| &c.refused),
     })
+}
+
+fn local(
+    cache: &Option<localcache::LocalCache>,
+    f: impl Fn(&localcache::CacheCounters) -> &std::sync::atomic::AtomicU64,
+) -> u64 {
+    cache
+        .as_ref()
+        .map_or(0, |c| f(&c.counters).load(Ordering::Relaxed))
 }
 
 /// The bytes of a remote's `summary` and `summary.sig`, if present.

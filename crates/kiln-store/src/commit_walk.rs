@@ -305,8 +305,7 @@ impl<'a> DirWalk<'a> {
                 e => e,
             })?;
         }
-        let existed = false;
-        Ok((w.finish(None)?, !existed))
+        w.finish_new(None)
     }
 }
 

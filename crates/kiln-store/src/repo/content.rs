@@ -506,7 +506,13 @@ impl<'r> ContentWriter<'r> {
 
     /// Finish: verify against `expected` (if given), then install the object
     /// unless it already exists. Returns the checksum.
-    pub fn finish(mut self, expected: Option<Checksum>) -> Result<Checksum> {
+    pub fn finish(self, expected: Option<Checksum>) -> Result<Checksum> {
+        self.finish_new(expected).map(|(c, _)| c)
+    }
+
+    /// Like [`finish`](Self::finish), also saying whether the object was
+    /// new (false when the repo already had it).
+    pub fn finish_new(mut self, expected: Option<Checksum>) -> Result<(Checksum, bool)> {
         let res = self.finish_inner(expected);
         if let Some(tmp) = self.tmp.take() {
             let _ = std::fs::remove_file(tmp);
@@ -514,7 +520,7 @@ impl<'r> ContentWriter<'r> {
         res
     }
 
-    fn finish_inner(&mut self, expected: Option<Checksum>) -> Result<Checksum> {
+    fn finish_inner(&mut self, expected: Option<Checksum>) -> Result<(Checksum, bool)> {
         if self.meta.is_regular() && self.written != self.size {
             return Err(Error::invalid(
                 "content",
@@ -535,7 +541,7 @@ impl<'r> ContentWriter<'r> {
             }
         }
         if self.repo.has_object(&csum, ObjectType::File) {
-            return Ok(csum);
+            return Ok((csum, false));
         }
         let sink = std::mem::replace(&mut self.sink, Sink::None);
         let file = match sink {
@@ -634,7 +640,7 @@ impl<'r> ContentWriter<'r> {
             .take()
             .ok_or_else(|| Error::invalid("content", "no temporary file"))?;
         self.repo.install_tmp(&tmp, &csum, ObjectType::File)?;
-        Ok(csum)
+        Ok((csum, true))
     }
 }
 

@@ -85,20 +85,22 @@ impl Repo {
             .collect();
         progress.add_total(files.len() as u64, 0);
         report.objects = owners.len() as u64;
-        let file_problems: Vec<FsckProblem> = files
-            .par_iter()
-            .filter_map(|((csum, _), cs)| {
-                let r = self
-                    .load_content(csum)
-                    .and_then(|obj| obj.copy_verified(&mut std::io::sink()));
-                progress.add_done(1, 0);
-                match r {
-                    Ok(()) => None,
-                    Err(e) if e.is_not_found() && cs.iter().all(|c| self.is_partial(c)) => None,
-                    Err(e) => Some(problem_of(&e, *csum, ObjectType::File, (*cs).clone())),
-                }
-            })
-            .collect();
+        let file_problems: Vec<FsckProblem> = io_pool().install(|| {
+            files
+                .par_iter()
+                .filter_map(|((csum, _), cs)| {
+                    let r = self
+                        .load_content(csum)
+                        .and_then(|obj| obj.copy_verified(&mut std::io::sink()));
+                    progress.add_done(1, 0);
+                    match r {
+                        Ok(()) => None,
+                        Err(e) if e.is_not_found() && cs.iter().all(|c| self.is_partial(c)) => None,
+                        Err(e) => Some(problem_of(&e, *csum, ObjectType::File, (*cs).clone())),
+                    }
+                })
+                .collect()
+        });
         problems.extend(file_problems);
         // Attribute commits to metadata problems found during the walk.
         for p in problems.iter_mut() {
@@ -141,36 +143,73 @@ impl Repo {
     ) -> Result<()> {
         out.insert((*commit, ObjectType::Commit));
         let c = self.read_commit(commit)?;
-        let mut stack = vec![(c.root_tree, c.root_meta)];
-        while let Some((t, m)) = stack.pop() {
-            if out.insert((m, ObjectType::DirMeta)) {
-                if let Err(e) = self.read_dirmeta(&m) {
+        // Breadth first, each level read in parallel: on a cold cache the
+        // dirtree reads are disk seeks, and several in flight are faster.
+        let mut level = vec![(c.root_tree, c.root_meta)];
+        while !level.is_empty() {
+            let mut todo = Vec::new();
+            for (t, m) in level {
+                let new_meta = out.insert((m, ObjectType::DirMeta));
+                if out.insert((t, ObjectType::DirTree)) || new_meta {
+                    todo.push((t, m, new_meta));
+                }
+            }
+            let read: Vec<_> = io_pool().install(|| {
+                todo.par_iter()
+                    .map(|(t, m, new_meta)| {
+                        let meta_err = if *new_meta {
+                            self.read_dirmeta(m).err()
+                        } else {
+                            None
+                        };
+                        (*t, *m, meta_err, self.read_dirtree(t))
+                    })
+                    .collect()
+            });
+            let mut next = Vec::new();
+            for (t, m, meta_err, tree) in read {
+                if let Some(e) = meta_err {
                     if !(partial && e.is_not_found()) {
                         problems.push(problem_of(&e, m, ObjectType::DirMeta, vec![*commit]));
                     }
                 }
-            }
-            if !out.insert((t, ObjectType::DirTree)) {
-                continue;
-            }
-            match self.read_dirtree(&t) {
-                Ok(dt) => {
-                    for (_, f) in dt.files {
-                        out.insert((f, ObjectType::File));
+                match tree {
+                    Ok(dt) => {
+                        for (_, f) in dt.files {
+                            out.insert((f, ObjectType::File));
+                        }
+                        next.extend(dt.dirs.into_iter().map(|(_, st, sm)| (st, sm)));
                     }
-                    for (_, st, sm) in dt.dirs {
-                        stack.push((st, sm));
-                    }
-                }
-                Err(e) => {
-                    if !(partial && e.is_not_found()) {
-                        problems.push(problem_of(&e, t, ObjectType::DirTree, vec![*commit]));
+                    Err(e) => {
+                        if !(partial && e.is_not_found()) {
+                            problems.push(problem_of(&e, t, ObjectType::DirTree, vec![*commit]));
+                        }
                     }
                 }
             }
+            level = next;
         }
         Ok(())
     }
+}
+
+/// A pool for I/O-bound verification: more threads than cores, so that
+/// reads of a cold repository overlap.
+fn io_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads((n * 4).clamp(4, 16))
+            .build()
+            .unwrap_or_else(|_| {
+                rayon::ThreadPoolBuilder::new()
+                    .build()
+                    .expect("a rayon pool")
+            })
+    })
 }
 
 fn problem_of(e: &Error, object: Checksum, ty: ObjectType, commits: Vec<Checksum>) -> FsckProblem {

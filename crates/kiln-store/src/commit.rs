@@ -268,7 +268,7 @@ impl Repo {
                 xattrs: vec![],
             },
         )?;
-        let (root_tree, root_meta) = root.write(self, &|_| Checksum([0; 32]), &default_meta)?;
+        let (root_tree, root_meta) = root.write(self, &default_meta)?;
         use std::sync::atomic::Ordering;
         let files_total = walker.files_total.load(Ordering::Relaxed);
         let files_written = walker.files_written.load(Ordering::Relaxed);

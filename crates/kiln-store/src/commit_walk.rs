@@ -187,7 +187,7 @@ impl<'a> DirWalk<'a> {
             dirs: dir_results.into_iter().flatten().collect(),
         };
         if self.write_trees {
-            let (t, m) = tree.write(self.repo, &|_| Checksum([0; 32]), &meta_csum)?;
+            let (t, m) = tree.write(self.repo, &meta_csum)?;
             Ok(Some(MDir::Existing { tree: t, meta: m }))
         } else {
             Ok(Some(MDir::Tree(Box::new(tree))))

@@ -16,11 +16,10 @@ pub struct MTree {
     pub dirs: BTreeMap<String, MDir>,
 }
 
-/// A file entry: known checksum or an index into the pending work list.
+/// A file entry: the checksum of its content object.
 #[derive(Debug, Clone, Copy)]
 pub enum FileEntry {
     Done(Checksum),
-    Pending(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -77,24 +76,15 @@ impl MTree {
     }
 
     /// Write all dirtree/dirmeta objects; returns (tree, meta) checksums.
-    pub fn write(
-        &self,
-        repo: &Repo,
-        resolve: &dyn Fn(usize) -> Checksum,
-        default_meta: &Checksum,
-    ) -> Result<(Checksum, Checksum)> {
+    pub fn write(&self, repo: &Repo, default_meta: &Checksum) -> Result<(Checksum, Checksum)> {
         let mut dt = DirTree::default();
-        for (name, f) in &self.files {
-            let c = match f {
-                FileEntry::Done(c) => *c,
-                FileEntry::Pending(i) => resolve(*i),
-            };
-            dt.files.push((name.clone(), c));
+        for (name, FileEntry::Done(c)) in &self.files {
+            dt.files.push((name.clone(), *c));
         }
         for (name, d) in &self.dirs {
             let (t, m) = match d {
                 MDir::Existing { tree, meta } => (*tree, *meta),
-                MDir::Tree(sub) => sub.write(repo, resolve, default_meta)?,
+                MDir::Tree(sub) => sub.write(repo, default_meta)?,
             };
             dt.dirs.push((name.clone(), t, m));
         }

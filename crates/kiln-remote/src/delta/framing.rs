@@ -7,32 +7,7 @@
 //! small values are decoded with `kiln_store::gvariant::decode`, which is
 //! just as strict.
 
-use kiln_store::gvariant::Type;
-
-fn align_up(off: usize, align: usize) -> usize {
-    (off + align - 1) & !(align - 1)
-}
-
-fn offset_size(len: usize) -> usize {
-    if len == 0 {
-        0
-    } else if len <= u8::MAX as usize {
-        1
-    } else if len <= u16::MAX as usize {
-        2
-    } else if len as u64 <= u32::MAX as u64 {
-        4
-    } else {
-        8
-    }
-}
-
-fn read_offset(data: &[u8], at: usize, size: usize) -> Option<usize> {
-    let bytes = data.get(at..at.checked_add(size)?)?;
-    let mut buf = [0u8; 8];
-    buf[..size].copy_from_slice(bytes);
-    usize::try_from(u64::from_le_bytes(buf)).ok()
-}
+use kiln_store::gvariant::{align_up, offset_size, offset_size_for, read_offset, Type};
 
 /// The byte ranges of a tuple's members (a tuple that has at least one
 /// variable-size member).
@@ -102,23 +77,6 @@ pub(crate) fn split_array<'a>(elem: &Type, data: &'a [u8]) -> Result<Vec<&'a [u8
         start = end;
     }
     Ok(out)
-}
-
-/// Size of one framing offset for a container with `body` bytes and `n`
-/// offsets (GVariant picks the smallest that can address the container).
-fn offset_size_for(body: usize, n: usize) -> usize {
-    if n == 0 && body == 0 {
-        return 0;
-    }
-    if body + n <= u8::MAX as usize {
-        1
-    } else if body + 2 * n <= u16::MAX as usize {
-        2
-    } else if body as u64 + 4 * n as u64 <= u32::MAX as u64 {
-        4
-    } else {
-        8
-    }
 }
 
 fn write_offsets(out: &mut Vec<u8>, body: usize, offsets: &[usize]) {

@@ -18,7 +18,8 @@ fn bad(ty: &Type, why: &'static str) -> VariantError {
     }
 }
 
-fn offset_size(len: usize) -> usize {
+/// Size of one framing offset in a container of `len` bytes.
+pub fn offset_size(len: usize) -> usize {
     if len == 0 {
         0
     } else if len <= u8::MAX as usize {
@@ -32,7 +33,8 @@ fn offset_size(len: usize) -> usize {
     }
 }
 
-fn read_offset(data: &[u8], at: usize, size: usize) -> Option<usize> {
+/// Read a little-endian framing offset of `size` bytes at `at`.
+pub fn read_offset(data: &[u8], at: usize, size: usize) -> Option<usize> {
     let bytes = data.get(at..at.checked_add(size)?)?;
     let mut buf = [0u8; 8];
     buf[..size].copy_from_slice(bytes);

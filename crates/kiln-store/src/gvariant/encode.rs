@@ -17,7 +17,7 @@ fn pad_to(out: &mut Vec<u8>, base: usize, align: usize) {
 
 /// Size in bytes of one framing offset for a container whose body is
 /// `body` bytes long and needs `n` offsets.
-pub(crate) fn offset_size_for(body: usize, n: usize) -> usize {
+pub fn offset_size_for(body: usize, n: usize) -> usize {
     if n == 0 && body == 0 {
         return 0;
     }

@@ -10,8 +10,8 @@ mod decode;
 mod encode;
 pub mod text;
 
-pub use decode::decode;
-pub use encode::encode;
+pub use decode::{decode, offset_size, read_offset};
+pub use encode::{encode, offset_size_for};
 
 use std::fmt;
 
@@ -216,7 +216,8 @@ impl fmt::Display for Type {
     }
 }
 
-pub(crate) fn align_up(off: usize, align: usize) -> usize {
+/// Round `off` up to a multiple of `align` (a power of two).
+pub fn align_up(off: usize, align: usize) -> usize {
     (off + align - 1) & !(align - 1)
 }
 

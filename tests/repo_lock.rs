@@ -111,12 +111,13 @@ fn shared_locks_do_not_block_each_other() {
 }
 
 #[test]
-fn ostree_prune_waits_while_kiln_holds_the_repo() {
+fn ostree_prune_waits_on_the_lock_kiln_takes() {
     if !require_root_and_ostree() {
         return;
     }
-    // The converse: the lock file kiln uses is the one ostree honours. An
-    // exclusive OFD lock taken the way kiln takes it blocks `ostree prune`.
+    // The converse half of compatibility: `ostree prune` waits on an
+    // exclusive OFD lock on `.lock`, the lock `RepoLock` takes (the holder
+    // here is a stand-in process, so this checks ostree's side).
     let dir = scratch();
     let repo = dir.path().join("repo");
     run_ok(kiln_repo(&repo, "init").arg("--mode=bare-user"));

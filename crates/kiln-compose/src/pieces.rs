@@ -1,6 +1,7 @@
 //! The boot pieces kiln puts into every composed tree: itself
 //! (`/usr/bin/kiln`), `kiln-prepare-root` with its initramfs-tools hook and
-//! dracut module, the unit that ends a boot-counter trial, and the helper
+//! dracut module, the unit that ends a boot-counter trial, the units that
+//! finalize a staged deployment at shutdown, and the helper
 //! that lets `ostree admin` write kiln's GRUB menu.
 
 use crate::error::{Error, Result};
@@ -17,9 +18,26 @@ pub const DRACUT_SERVICE: &str =
     include_str!("../../kiln-prepare-root/dracut/50kiln/kiln-prepare-root.service");
 pub const BOOT_COMPLETE_UNIT: &str = include_str!("../data/kiln-boot-complete.service");
 pub const GRUB2_OSTREE_EXEC: &str = include_str!("../data/grub2-ostree-exec");
+/// The units that finish a staged deployment at shutdown (`systemd/` at
+/// the workspace root): the `.path` unit starts the service once
+/// `/run/ostree/staged-deployment` appears, its ExecStop finalizes.
+pub const FINALIZE_UNITS: &[(&str, &str)] = &[
+    (
+        "kiln-finalize-staged.path",
+        include_str!("../../../systemd/kiln-finalize-staged.path"),
+    ),
+    (
+        "kiln-finalize-staged.service",
+        include_str!("../../../systemd/kiln-finalize-staged.service"),
+    ),
+    (
+        "kiln-finalize-staged-hold.service",
+        include_str!("../../../systemd/kiln-finalize-staged-hold.service"),
+    ),
+];
 
 /// Units kiln enables in every tree.
-pub const UNITS: &[&str] = &["kiln-boot-complete.service"];
+pub const UNITS: &[&str] = &["kiln-boot-complete.service", "kiln-finalize-staged.path"];
 
 /// Where the two binaries come from (the CLI finds them).
 #[derive(Debug, Clone)]
@@ -134,6 +152,14 @@ impl BootPieces {
             BOOT_COMPLETE_UNIT.as_bytes(),
             0o644,
         )?;
+        for (name, text) in FINALIZE_UNITS {
+            put(
+                root,
+                &format!("usr/lib/systemd/system/{name}"),
+                text.as_bytes(),
+                0o644,
+            )?;
+        }
         put(
             root,
             "usr/lib/kiln/grub2-ostree-exec",

@@ -25,6 +25,8 @@ PACKAGES=(
   python3          # the tricky tree fixture's content generator
   flatpak          # the peer kiln app is checked against
   xdg-dbus-proxy   # filtered session bus for kiln app run
+  dbus-daemon      # private session bus of tests/app_dbus.rs
+  dbus-bin         # dbus-send: the client in the sandbox of tests/app_dbus.rs
   busybox-static   # tiny runtimes for app tests
   gcc              # builds the static escape probe of the app tests
   libc6-dev        # static libc for that probe

@@ -223,6 +223,9 @@ pub enum AppCommand {
         /// Allow ptrace and perf (debugging).
         #[arg(long)]
         devel: bool,
+        /// No filtered session bus (`sockets=session-bus` still gives the whole bus).
+        #[arg(long)]
+        no_session_bus: bool,
         #[command(flatten)]
         perms: PermArgs,
         app: String,
@@ -562,17 +565,70 @@ fn fmt_time(t: u64) -> String {
     kiln_store::datetime::format_iso(t)
 }
 
-fn run_app(
+pub fn run_app(app: &str, opts: &RunOptions) -> anyhow::Result<ExitCode> {
+    let host = host_env();
+    // User first, as `OptWhere::insts`, but without looking for the OS
+    // repository (only pulls use it).
+    let insts = vec![
+        Installation::new(
+            env_path("KILN_APPS_USER_DIR").unwrap_or_else(|| installation::user_dir(&home())),
+            Scope::User,
+        ),
+        Installation::new(
+            env_path("KILN_APPS_SYSTEM_DIR")
+                .unwrap_or_else(|| PathBuf::from(installation::SYSTEM_DIR)),
+            Scope::System,
+        ),
+    ];
+    let mut launch = kiln_apps::launch::prepare_run(&insts, app, opts, &host)?;
+    for w in &launch.warnings {
+        eprintln!("warning: {w}");
+    }
+    let dir = instances::instances_dir(
+        host.var("XDG_RUNTIME_DIR").map(std::path::Path::new),
+        host.uid,
+    );
+    let record = |pid: u32, launch: &kiln_apps::launch::Launch| {
+        if let Some(st) = instances::start_time(pid) {
+            let _ = instances::register(
+                &dir,
+                &instances::Instance {
+                    instance: pid.to_string(),
+                    pid,
+                    child_pid: None,
+                    app: launch.app.id.clone(),
+                    appref: launch.app.to_string(),
+                    commit: launch.commit.clone(),
+                    runtime: launch.runtime.to_string(),
+                    runtime_commit: launch.runtime_commit.clone(),
+                    start_time: st,
+                },
+            );
+        }
+    };
+    match launch.dbus_proxy.take() {
+        // Nothing to supervise: bwrap takes kiln's place (and pid).
+        None => {
+            record(std::process::id(), &launch);
+            exec_bwrap(launch.args)
+        }
+        Some(plan) => {
+            let proxy = DbusProxy::start(plan)?;
+            let args = std::mem::take(&mut launch.args);
+            supervise_bwrap(args, proxy, |pid| record(pid, &launch))
+        }
+    }
+}
+
+fn run_options(
     command: Option<String>,
     runtime: Option<String>,
     devel: bool,
+    no_session_bus: bool,
     perms: &PermArgs,
-    app: &str,
     args: Vec<OsString>,
-) -> anyhow::Result<ExitCode> {
-    let host = host_env();
-    let insts = OptWhere::default().insts();
-    let opts = RunOptions {
+) -> RunOptions {
+    RunOptions {
         command,
         args,
         context: perms.to_lib(),
@@ -580,38 +636,101 @@ fn run_app(
         runtime,
         ignore_overrides: false,
         bwrap_disable_userns: std::env::var_os("KILN_BWRAP_NO_DISABLE_USERNS").is_none(),
-    };
-    let mut launch = kiln_apps::launch::prepare_run(&insts, app, &opts, &host)?;
-    for w in &launch.warnings {
-        eprintln!("warning: {w}");
+        no_session_bus,
     }
-    // Kept open (inherited by bwrap) so the proxy lives as long as the app.
-    let _proxy_fd = match launch.dbus_proxy.take() {
-        Some(p) => Some(start_dbus_proxy(p)?),
-        None => None,
-    };
-    let dir = instances::instances_dir(
-        host.var("XDG_RUNTIME_DIR").map(std::path::Path::new),
-        host.uid,
-    );
-    let pid = std::process::id();
-    if let Some(st) = instances::start_time(pid) {
-        let _ = instances::register(
-            &dir,
-            &instances::Instance {
-                instance: pid.to_string(),
-                pid,
-                child_pid: None,
-                app: launch.app.id.clone(),
-                appref: launch.app.to_string(),
-                commit: launch.commit.clone(),
-                runtime: launch.runtime.to_string(),
-                runtime_commit: launch.runtime_commit.clone(),
-                start_time: st,
-            },
-        );
+}
+
+/// `kiln app run` is paid at every app start, so `main` tries this before
+/// building clap's command tree: the common shapes — `--flag=VALUE` or
+/// `--flag VALUE` options, then APP, then arguments that do not start with
+/// `-` — parsed by hand into the same [`RunOptions`] clap would give.
+/// Anything else (help, `-v`, unknown or repeated single options, a
+/// hyphen right after APP, which clap may read as one of its flags) is
+/// `None`, and clap handles it.
+pub fn fast_run_args(argv: &[OsString]) -> Option<(String, RunOptions)> {
+    let mut it = argv.iter().skip(1);
+    if it.next()? != "app" || it.next()? != "run" {
+        return None;
     }
-    exec_bwrap(launch.args)
+    let mut c = ContextArgs::default();
+    let (mut command, mut runtime) = (None, None);
+    let (mut devel, mut no_session_bus) = (false, false);
+    let app = loop {
+        let a = it.next()?.to_str()?;
+        if !a.starts_with('-') {
+            break a.to_string();
+        }
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (a, None),
+        };
+        let flag = match name {
+            "--devel" => Some(&mut devel),
+            "--no-session-bus" => Some(&mut no_session_bus),
+            _ => None,
+        };
+        if let Some(f) = flag {
+            if inline.is_some() || *f {
+                return None;
+            }
+            *f = true;
+            continue;
+        }
+        let list = match name {
+            "--command" | "--runtime" => None,
+            "--share" => Some(&mut c.share),
+            "--unshare" => Some(&mut c.unshare),
+            "--socket" => Some(&mut c.socket),
+            "--nosocket" => Some(&mut c.nosocket),
+            "--device" => Some(&mut c.device),
+            "--nodevice" => Some(&mut c.nodevice),
+            "--allow" => Some(&mut c.allow),
+            "--disallow" => Some(&mut c.disallow),
+            "--filesystem" => Some(&mut c.filesystem),
+            "--nofilesystem" => Some(&mut c.nofilesystem),
+            "--persist" => Some(&mut c.persist),
+            "--env" => Some(&mut c.env),
+            "--unset-env" => Some(&mut c.unset_env),
+            "--own-name" => Some(&mut c.own_name),
+            "--talk-name" => Some(&mut c.talk_name),
+            "--no-talk-name" => Some(&mut c.no_talk_name),
+            "--system-own-name" => Some(&mut c.system_own_name),
+            "--system-talk-name" => Some(&mut c.system_talk_name),
+            "--system-no-talk-name" => Some(&mut c.system_no_talk_name),
+            _ => return None,
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => it.next()?.to_str()?,
+        };
+        if value.is_empty() || (inline.is_none() && value.starts_with('-')) {
+            return None;
+        }
+        match (list, name) {
+            (Some(l), _) => l.push(value.to_string()),
+            (None, "--command") if command.is_none() => command = Some(value.to_string()),
+            (None, "--runtime") if runtime.is_none() => runtime = Some(value.to_string()),
+            _ => return None,
+        }
+    };
+    let args: Vec<OsString> = it.cloned().collect();
+    if args
+        .first()
+        .is_some_and(|a| a.as_encoded_bytes().starts_with(b"-"))
+    {
+        return None;
+    }
+    let opts = RunOptions {
+        command,
+        args,
+        context: c,
+        devel,
+        runtime,
+        ignore_overrides: false,
+        bwrap_disable_userns: std::env::var_os("KILN_BWRAP_NO_DISABLE_USERNS").is_none(),
+        no_session_bus,
+    };
+    Some((app, opts))
 }
 
 fn bwrap_program() -> OsString {
@@ -625,23 +744,92 @@ fn exec_bwrap(args: Vec<OsString>) -> anyhow::Result<ExitCode> {
     Err(anyhow::Error::new(err).context("could not start bwrap (install bubblewrap ≥ 0.8)"))
 }
 
-fn start_dbus_proxy(p: kiln_apps::launch::DbusProxyPlan) -> anyhow::Result<std::os::fd::OwnedFd> {
-    use std::io::Read;
-    let prog = std::env::var_os("KILN_DBUS_PROXY").unwrap_or_else(|| "xdg-dbus-proxy".into());
-    std::process::Command::new(&prog)
-        .args(&p.args)
-        .spawn()
-        .with_context(|| format!("starting {}", prog.to_string_lossy()))?;
-    // Only the proxy may hold the write end: it writes one byte when ready
-    // and exits when our read end (kept by bwrap) closes.
-    drop(p.ready_write);
-    let mut f = std::fs::File::from(p.ready_read);
-    let mut b = [0u8; 1];
-    f.read_exact(&mut b)
-        .context("xdg-dbus-proxy did not become ready")?;
-    let fd = std::os::fd::OwnedFd::from(f);
-    rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty())?;
-    Ok(fd)
+/// Runs bwrap as a child while `proxy` serves it, then stops the proxy and
+/// removes its socket; exits as bwrap did. `started` gets bwrap's pid
+/// (the instance, as with an exec'd bwrap).
+fn supervise_bwrap(
+    args: Vec<OsString>,
+    mut proxy: DbusProxy,
+    started: impl FnOnce(u32),
+) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::ExitStatusExt;
+    let spawned = std::process::Command::new(bwrap_program())
+        .args(args)
+        .spawn();
+    // bwrap has its copy of the sync fd now; without ours the proxy exits
+    // as soon as bwrap (and so the sandbox) is gone, even if kiln is killed.
+    proxy.sync.take();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            proxy.stop();
+            return Err(
+                anyhow::Error::new(e).context("could not start bwrap (install bubblewrap ≥ 0.8)")
+            );
+        }
+    };
+    started(child.id());
+    let status = child.wait();
+    proxy.stop();
+    let status = status.context("waiting for bwrap")?;
+    if let Some(sig) = status.signal() {
+        // Die the same way, as the exec'd bwrap would have been seen to.
+        if let Some(s) = rustix::process::Signal::from_named_raw(sig) {
+            let _ = rustix::process::kill_process(rustix::process::getpid(), s);
+        }
+        return Ok(ExitCode::from((128 + sig).clamp(0, 255) as u8));
+    }
+    Ok(ExitCode::from(
+        status.code().unwrap_or(1).clamp(0, 255) as u8
+    ))
+}
+
+/// A running xdg-dbus-proxy and the socket it listens on.
+struct DbusProxy {
+    child: std::process::Child,
+    /// Our end of the sync pipe until bwrap has inherited it.
+    sync: Option<std::os::fd::OwnedFd>,
+    socket: PathBuf,
+}
+
+impl DbusProxy {
+    /// Starts the proxy and waits until it listens.
+    fn start(p: kiln_apps::launch::DbusProxyPlan) -> anyhow::Result<DbusProxy> {
+        use std::io::Read;
+        let prog = std::env::var_os("KILN_DBUS_PROXY").unwrap_or_else(|| "xdg-dbus-proxy".into());
+        let child = std::process::Command::new(&prog)
+            .args(&p.args)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", prog.to_string_lossy()))?;
+        // Only the proxy may hold the write end: it writes one byte when
+        // ready and exits when the read end (kept by bwrap) closes.
+        drop(p.ready_write);
+        let mut proxy = DbusProxy {
+            child,
+            sync: None,
+            socket: p.socket,
+        };
+        let mut f = std::fs::File::from(p.ready_read);
+        let mut b = [0u8; 1];
+        if let Err(e) = f.read_exact(&mut b) {
+            proxy.stop();
+            return Err(anyhow::Error::new(e)
+                .context(format!("{} did not become ready", prog.to_string_lossy())));
+        }
+        let fd = std::os::fd::OwnedFd::from(f);
+        // bwrap inherits it (`--sync-fd`).
+        rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty())?;
+        proxy.sync = Some(fd);
+        Ok(proxy)
+    }
+
+    fn stop(&mut self) {
+        self.sync.take();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
 }
 
 pub fn run(args: AppArgs) -> anyhow::Result<ExitCode> {
@@ -759,10 +947,14 @@ pub fn run(args: AppArgs) -> anyhow::Result<ExitCode> {
             command,
             runtime,
             devel,
+            no_session_bus,
             perms,
             app,
             args,
-        } => return run_app(command, runtime, devel, &perms, &app, args),
+        } => {
+            let opts = run_options(command, runtime, devel, no_session_bus, &perms, args);
+            return run_app(&app, &opts);
+        }
         AppCommand::List { at, kind, json } => {
             let mut rows = Vec::new();
             for i in at.insts() {
@@ -989,7 +1181,7 @@ pub fn run(args: AppArgs) -> anyhow::Result<ExitCode> {
         } => {
             let host = host_env();
             let insts = OptWhere::default().insts();
-            let launch = kiln_apps::launch::prepare_build(
+            let mut launch = kiln_apps::launch::prepare_build(
                 &insts,
                 &directory,
                 command,
@@ -1000,7 +1192,10 @@ pub fn run(args: AppArgs) -> anyhow::Result<ExitCode> {
             for w in &launch.warnings {
                 eprintln!("warning: {w}");
             }
-            return exec_bwrap(launch.args);
+            return match launch.dbus_proxy.take() {
+                None => exec_bwrap(launch.args),
+                Some(plan) => supervise_bwrap(launch.args, DbusProxy::start(plan)?, |_| {}),
+            };
         }
         AppCommand::BuildFinish {
             command,
@@ -1095,4 +1290,112 @@ fn merged_permissions(
     let all = [user_inst(), system_inst()];
     ctx.merge(&kiln_apps::launch::overrides_for(&all, inst.scope, &r.id)?);
     Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn argv(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    /// What clap makes of `a`, as `run` would get it.
+    fn by_clap(a: &[OsString]) -> (String, RunOptions) {
+        let cli = crate::cli::Cli::try_parse_from(a).expect("clap accepts it");
+        let crate::cli::Command::App(args) = cli.command else {
+            panic!("not app")
+        };
+        let AppCommand::Run {
+            command,
+            runtime,
+            devel,
+            no_session_bus,
+            perms,
+            app,
+            args,
+        } = args.command
+        else {
+            panic!("not run")
+        };
+        (
+            app,
+            run_options(command, runtime, devel, no_session_bus, &perms, args),
+        )
+    }
+
+    #[test]
+    fn fast_run_parse_is_clap_parse() {
+        for a in [
+            &["kiln", "app", "run", "org.x.Y"][..],
+            &["kiln", "app", "run", "org.x.Y", "file", "--flag", "-x"],
+            &[
+                "kiln",
+                "app",
+                "run",
+                "--command=sh",
+                "--share",
+                "network",
+                "--filesystem=home:ro",
+                "--filesystem",
+                "xdg-download",
+                "--env=A=-b",
+                "--devel",
+                "--no-session-bus",
+                "--runtime",
+                "org.x.Rt/x86_64/1",
+                "--talk-name=org.a.B",
+                "--socket=wayland",
+                "--nosocket=x11",
+                "--device=dri",
+                "--nodevice=kvm",
+                "--allow=devel",
+                "--disallow=multiarch",
+                "--unshare=ipc",
+                "--nofilesystem=host",
+                "--persist=.x",
+                "--unset-env=B",
+                "--own-name=org.a.C",
+                "--no-talk-name=org.a.D",
+                "--system-own-name=org.a.E",
+                "--system-talk-name=org.a.F",
+                "--system-no-talk-name=org.a.G",
+                "org.x.Y",
+                "a b",
+            ],
+        ] {
+            let a = argv(a);
+            let fast = fast_run_args(&a).unwrap_or_else(|| panic!("no fast path for {a:?}"));
+            assert_eq!(format!("{fast:?}"), format!("{:?}", by_clap(&a)), "{a:?}");
+        }
+        // Left to clap: help, global flags, unknown or repeated options,
+        // values that look like flags, a hyphen right after APP.
+        for a in [
+            &["kiln", "app", "run"][..],
+            &["kiln", "app", "list"],
+            &["kiln", "-v", "app", "run", "org.x.Y"],
+            &["kiln", "app", "run", "--help"],
+            &["kiln", "app", "run", "-h", "org.x.Y"],
+            &["kiln", "app", "run", "--bogus", "org.x.Y"],
+            &[
+                "kiln",
+                "app",
+                "run",
+                "--command=a",
+                "--command=b",
+                "org.x.Y",
+            ],
+            &["kiln", "app", "run", "--devel", "--devel", "org.x.Y"],
+            &["kiln", "app", "run", "--devel=true", "org.x.Y"],
+            &["kiln", "app", "run", "--command", "-x", "org.x.Y"],
+            &["kiln", "app", "run", "--command=", "org.x.Y"],
+            &["kiln", "app", "run", "--", "org.x.Y"],
+            &["kiln", "app", "run", "org.x.Y", "--devel"],
+            &["kiln", "app", "run", "org.x.Y", "-c", "x"],
+            &["kiln", "app", "run", "--share"],
+        ] {
+            assert!(fast_run_args(&argv(a)).is_none(), "{a:?}");
+        }
+    }
 }

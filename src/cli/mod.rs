@@ -59,12 +59,35 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.verbose);
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `kiln app run` starts every app: no clap tree, no logging set-up (the
+    // launch path logs nothing) when its arguments are in a simple form.
+    let result = if let Some((app, opts)) = app::fast_run_args(&argv) {
+        set_failpoint();
+        app::run_app(&app, &opts)
+    } else {
+        let cli = Cli::parse_from(argv);
+        init_logging(cli.verbose);
+        set_failpoint();
+        dispatch(cli)
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            report_error(&err);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn set_failpoint() {
     if let Some(fp) = std::env::var_os("KILN_FAILPOINT") {
         kiln_store::failpoint::set(&fp.to_string_lossy());
     }
-    let result = match cli.command {
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
         Command::Repo(args) => repo::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Toolbox(args) => toolbox::run(args),
@@ -76,13 +99,6 @@ pub fn main() -> ExitCode {
         Command::System(c) => system::run(c, cli.verbose),
         Command::Layer(c) => layer::run(c),
         Command::Serve(args) => serve::run(args),
-    };
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            report_error(&err);
-            ExitCode::from(1)
-        }
     }
 }
 

@@ -61,6 +61,9 @@ pub struct RunOptions {
     pub ignore_overrides: bool,
     /// bwrap ≥ 0.8 (`--disable-userns`).
     pub bwrap_disable_userns: bool,
+    /// `--no-session-bus`: no filtered session bus (flatpak run's flag;
+    /// `sockets=session-bus` still gives the whole bus).
+    pub no_session_bus: bool,
 }
 
 /// A launch ready to `exec`: `bwrap` + `args`, with `fds` kept open.
@@ -279,6 +282,7 @@ struct Plan<'a> {
     info: String,
     devel: bool,
     disable_userns: bool,
+    no_session_bus: bool,
 }
 
 /// bwrap arguments, fds to keep open, warnings, the D-Bus proxy plan.
@@ -539,9 +543,14 @@ fn build_sandbox(p: Plan<'_>) -> Result<Built> {
             &mut extra,
             &mut env,
         );
-    } else if let (Some(addr), Some(rd)) = (host.var("DBUS_SESSION_BUS_ADDRESS"), &rt_dir) {
+    } else if let (false, Some(addr), Some(rd)) = (
+        p.no_session_bus,
+        host.var("DBUS_SESSION_BUS_ADDRESS"),
+        &rt_dir,
+    ) {
         let sock_dir = rd.join(".kiln-dbus");
-        let _ = std::fs::create_dir_all(&sock_dir);
+        std::fs::create_dir_all(&sock_dir).map_err(|e| Error::io(&sock_dir, e))?;
+        sweep_proxy_sockets(&sock_dir);
         let socket = sock_dir.join(format!("{}-{}", p.id, std::process::id()));
         let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| Error::io("pipe", e.into()))?;
@@ -607,6 +616,21 @@ fn build_sandbox(p: Plan<'_>) -> Result<Built> {
     spec.seccomp_fd = Some(fd.as_raw_fd());
     fds.push(fd);
     Ok((spec.args(), fds, warnings, proxy))
+}
+
+/// Removes proxy sockets (`ID-PID`) whose kiln is gone. xdg-dbus-proxy
+/// removes its socket when its sync fd closes, but not when it is killed
+/// (SIGKILL, SIGTERM).
+fn sweep_proxy_sockets(dir: &Path) {
+    let me = std::process::id().to_string();
+    for name in crate::installation::read_names(dir) {
+        let Some((_, pid)) = name.rsplit_once('-') else {
+            continue;
+        };
+        if pid == me || !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_file(dir.join(&name));
+        }
+    }
 }
 
 /// `/.flatpak-info`, which portals trust to identify the app.
@@ -706,6 +730,7 @@ pub fn prepare_run(
         info,
         devel: opts.devel,
         disable_userns: opts.bwrap_disable_userns,
+        no_session_bus: opts.no_session_bus,
     })?;
     Ok(Launch {
         args,
@@ -769,6 +794,7 @@ pub fn prepare_build(
         info,
         devel: true,
         disable_userns,
+        no_session_bus: false,
     })?;
     Ok(Launch {
         args,

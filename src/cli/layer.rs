@@ -28,6 +28,15 @@ pub struct LayerFlags {
     /// for uninstall, not requested).
     #[arg(long)]
     pub idempotent: bool,
+    /// Also switch the running /usr to the new deployment now: it is
+    /// deployed as the default (not staged), then mounted over /usr. Only
+    /// additions go live unless --allow-replacement.
+    #[arg(long, short = 'A')]
+    pub apply_live: bool,
+    /// With --apply-live: allow changing or removing files of the base
+    /// image (lists the processes still using the old files).
+    #[arg(long, requires = "apply_live")]
+    pub allow_replacement: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -46,6 +55,15 @@ pub enum LayerCommand {
     Override {
         #[command(subcommand)]
         cmd: OverrideCmd,
+    },
+    /// Make the staged or pending deployment the default and switch the
+    /// running /usr to it now (only additions unless --allow-replacement).
+    ApplyLive {
+        #[command(flatten)]
+        s: super::system::SysrootArg,
+        /// Allow changing or removing files of the base image.
+        #[arg(long)]
+        allow_replacement: bool,
     },
 }
 
@@ -70,6 +88,10 @@ pub enum OverrideCmd {
 
 pub fn run(cmd: LayerCommand) -> Result<ExitCode> {
     match cmd {
+        LayerCommand::ApplyLive {
+            s,
+            allow_replacement,
+        } => apply_live(s.sysroot, allow_replacement),
         LayerCommand::Uninstall { f, packages, all } => change(&f, |req, _| {
             if all {
                 *req = LayerRequest::default();
@@ -142,9 +164,11 @@ pub fn install(args: Vec<String>, f: LayerFlags) -> Result<ExitCode> {
     })
 }
 
-/// The deployment layering starts from.
+/// The deployment layering starts from: the one whose /usr runs (live
+/// applied, else booted), else the default.
 fn merge_of(s: &Sysroot) -> Result<Deployment> {
-    s.booted_deployment()
+    s.live_deployment()
+        .or_else(|| s.booted_deployment())
         .or_else(|| s.merge_deployment(None))
         .or_else(|| s.deployments().iter().find(|d| !d.staged))
         .cloned()
@@ -212,6 +236,10 @@ fn change(
     } else {
         open_locked(f.sysroot.clone())?
     };
+    if f.apply_live {
+        // Before building anything: a live apply needs the running system.
+        s.live_preflight()?;
+    }
     let d = merge_of(&s)?;
     let base = layer::base_of(s.repo(), &d.csum);
     let current = LayerRequest::from_origin(d.origin.as_ref());
@@ -225,14 +253,113 @@ fn change(
         println!("Dry run: nothing deployed.");
         return Ok(ExitCode::SUCCESS);
     };
-    deploy(&mut s, &d, &commit, origin_for(&d, &req, &base))?;
+    // Decided before deploying: a refused live apply deploys nothing.
+    let plan = if f.apply_live {
+        Some(s.live_plan(&commit, f.allow_replacement)?)
+    } else {
+        None
+    };
+    let new = deploy(
+        &mut s,
+        &d,
+        &commit,
+        origin_for(&d, &req, &base),
+        plan.is_some(),
+    )?;
+    if let Some(plan) = plan {
+        let r = s.live_apply(&new, &plan)?;
+        print_live(&plan, &r);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn deploy(s: &mut Sysroot, d: &Deployment, commit: &Checksum, origin: KeyFile) -> Result<()> {
+/// `kiln apply-live`: the staged deployment (finalized now) or the
+/// pending one becomes the running /usr.
+fn apply_live(sysroot: Option<PathBuf>, allow_replacement: bool) -> Result<ExitCode> {
+    let mut s = open_locked(sysroot)?;
+    s.live_preflight()?;
+    let target = match s.staged_deployment() {
+        Some(d) => d.clone(),
+        None => s.query_deployments_for(None).0.cloned().context(
+            "nothing to apply: no staged or pending deployment (`kiln install --apply-live PKG…` layers and applies at once)",
+        )?,
+    };
+    if s.live_deployment().is_some_and(|l| l.same(&target)) {
+        println!("Deployment {} is already live.", target.dirname());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let plan = s.live_plan(&target.csum, allow_replacement)?;
+    if target.staged && !s.finalize_staged()? {
+        bail!("the staged deployment is locked (deployed with --lock-finalization)");
+    }
+    let find = |s: &Sysroot| {
+        s.deployments()
+            .iter()
+            .find(|d| !d.staged && d.same(&target))
+            .cloned()
+            .with_context(|| format!("deployment {} is gone", target.dirname()))
+    };
+    let mut d = find(&s)?;
+    if d.index != 0 {
+        s.set_default(d.index)?;
+        d = find(&s)?;
+    }
+    println!("Deployment {} is the default.", d.dirname());
+    let r = s.live_apply(&d, &plan)?;
+    print_live(&plan, &r);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_live(plan: &kiln_sysroot::live::LivePlan, r: &kiln_sysroot::live::LiveReport) {
+    println!(
+        "Applied live: /usr is now deployment {} ({} added, {} changed or removed{})",
+        r.deployment,
+        plan.added.len(),
+        plan.layered_changed.len() + plan.replaced.len(),
+        if plan.replaced.is_empty() {
+            String::new()
+        } else {
+            format!(", {} of them base files", plan.replaced.len())
+        }
+    );
+    for (title, list) in [
+        ("Added to /etc", &r.etc_added),
+        ("Kept in /etc (already present)", &r.etc_kept),
+        ("Ran", &r.ran),
+    ] {
+        if !list.is_empty() {
+            println!("{title}: {}", list.join(", "));
+        }
+    }
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !plan.outside_usr.is_empty() {
+        println!(
+            "Changes outside /usr take effect at the next boot: {}",
+            plan.outside_usr.join(" ")
+        );
+    }
+    if !r.processes.is_empty() {
+        println!("Processes using replaced or removed files (restart them):");
+        for p in &r.processes {
+            println!("  {} {}: {}", p.pid, p.command, p.files.join(" "));
+        }
+    }
+}
+
+fn deploy(
+    s: &mut Sysroot,
+    d: &Deployment,
+    commit: &Checksum,
+    origin: KeyFile,
+    live: bool,
+) -> Result<Deployment> {
     let opts = DeployOptions {
         osname: Some(d.osname.clone()),
-        stage: s.is_booted(),
+        // A live apply deploys as the default at once: a crash from here
+        // on boots the new deployment.
+        stage: s.is_booted() && !live,
         ..Default::default()
     };
     let new = s.deploy_commit(commit, origin, &opts)?;
@@ -249,7 +376,7 @@ fn deploy(s: &mut Sysroot, d: &Deployment, commit: &Checksum, origin: KeyFile) -
     if new.staged {
         println!("Run \"systemctl reboot\" to start a reboot");
     }
-    Ok(())
+    Ok(new)
 }
 
 /// For `kiln upgrade`: the commit to deploy for the new base `new_base`

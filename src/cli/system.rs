@@ -114,6 +114,12 @@ pub enum SystemCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Make /usr writable until reboot: a transient overlay whose changes
+    /// live on a tmpfs (like `ostree admin unlock`).
+    Usroverlay {
+        #[command(flatten)]
+        s: SysrootArg,
+    },
     /// Pin (or unpin) deployment INDEX so cleanup keeps it.
     Pin {
         #[command(flatten)]
@@ -205,6 +211,14 @@ pub fn run(cmd: SystemCommand, verbose: u8) -> Result<ExitCode> {
             json,
         } => diff(&open(s.sysroot)?, deploy_a, deploy_b, json)?,
         SystemCommand::Df { s, json } => df(&open(s.sysroot)?, json)?,
+        SystemCommand::Usroverlay { s } => {
+            let upper = open(s.sysroot)?.usr_overlay()?;
+            println!("Development mode enabled. A writable overlayfs is now mounted on /usr.");
+            println!(
+                "All changes there ({}) will be discarded on reboot.",
+                upper.display()
+            );
+        }
         SystemCommand::Pin { s, index, unpin } => {
             let mut sr = open_locked(s.sysroot)?;
             let changed = sr.set_pinned(parse_index(&index)?, !unpin)?;
@@ -275,6 +289,9 @@ fn status(s: &Sysroot, json: bool, verbose: bool) -> Result<()> {
         if d.index == 0 && !d.staged {
             tags.push("default");
         }
+        if d.live {
+            tags.push("live");
+        }
         let origin = d.origin.clone().unwrap_or_else(|| "(no origin)".into());
         let tags = if tags.is_empty() {
             String::new()
@@ -300,6 +317,17 @@ fn status(s: &Sysroot, json: bool, verbose: bool) -> Result<()> {
         row("Commit", &d.checksum);
         if d.pinned {
             row("Pinned", "yes");
+        }
+        if d.booted {
+            if let Some(l) = &st.live {
+                row(
+                    "LiveApplied",
+                    &format!("/usr is {} (since {})", l.deployment, l.time_iso),
+                );
+            }
+            if let Some(u) = &st.unlocked {
+                row("Unlocked", u);
+            }
         }
         if let Some(b) = &d.base_checksum {
             row("BaseCommit", b);

@@ -110,31 +110,40 @@ fn mirror() -> String {
     std::env::var("KILN_TEST_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into())
 }
 
-static BASE: Mutex<Option<PathBuf>> = Mutex::new(None);
+static BASE: Mutex<()> = Mutex::new(());
 
 /// The cached base root file system (built once, ~1 minute).
 pub fn base_rootfs() -> PathBuf {
-    let mut g = BASE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(p) = g.as_ref() {
-        return p.clone();
-    }
+    rootfs_with(&[], "")
+}
+
+/// The base root file system with more packages (`--include`), then
+/// `setup` (sh, run with the tree as `$1`); cached by all its inputs.
+pub fn rootfs_with(include: &[&str], setup: &str) -> PathBuf {
+    let _g = BASE.lock().unwrap_or_else(|p| p.into_inner());
     let m = mirror();
-    let mut key: Vec<&str> = MMDEBSTRAP.to_vec();
+    let mut args: Vec<String> = MMDEBSTRAP.iter().map(|a| a.to_string()).collect();
+    if !include.is_empty() {
+        args.insert(1, format!("--include={}", include.join(",")));
+    }
+    let mut key: Vec<&str> = args.iter().map(String::as_str).collect();
     key.push(&m);
+    if !setup.is_empty() {
+        key.push(setup);
+    }
     let dir = PathBuf::from("/var/cache/kiln-tests/layer");
     fs::create_dir_all(&dir).unwrap();
     let p = dir.join(format!("base-{}", sha(&key)));
     if !p.join("usr/bin/dpkg").exists() {
         let partial = dir.join(format!("partial-{}", std::process::id()));
         let _ = fs::remove_dir_all(&partial);
-        ok(Command::new("mmdebstrap")
-            .args(MMDEBSTRAP)
-            .arg(&partial)
-            .arg(&m));
+        ok(Command::new("mmdebstrap").args(&args).arg(&partial).arg(&m));
+        if !setup.is_empty() {
+            ok(Command::new("sh").args(["-c", setup, "sh"]).arg(&partial));
+        }
         let _ = fs::remove_dir_all(&p);
         fs::rename(&partial, &p).unwrap();
     }
-    *g = Some(p.clone());
     p
 }
 
@@ -175,11 +184,16 @@ impl Drop for Scratch {
 
 /// Compose the base root file system (plus `marker`) as `version` at REF.
 pub fn commit_base(sc: &Scratch, sysroot: &Path, version: &str) -> String {
+    commit_rootfs(sc, sysroot, version, &base_rootfs())
+}
+
+/// Compose `rootfs` (plus a fake kernel and `marker`) as `version` at REF.
+pub fn commit_rootfs(sc: &Scratch, sysroot: &Path, version: &str, rootfs: &Path) -> String {
     let tree = sc.0.join(format!("rootfs-{version}"));
     let _ = fs::remove_dir_all(&tree);
     ok(Command::new("cp")
         .args(["-a", "--reflink=auto"])
-        .arg(base_rootfs())
+        .arg(rootfs)
         .arg(&tree));
     fs::create_dir_all(tree.join("boot")).unwrap();
     fs::write(tree.join(format!("boot/vmlinuz-{KVER}")), "fake kernel\n").unwrap();
@@ -267,6 +281,11 @@ pub struct Env {
 
 impl Env {
     pub fn new(name: &str) -> Env {
+        Env::with_rootfs(name, &base_rootfs())
+    }
+
+    /// Like [`Env::new`] with another base root file system.
+    pub fn with_rootfs(name: &str, rootfs: &Path) -> Env {
         let sc = Scratch::new(name);
         let sysroot = sc.0.join("sysroot");
         fs::create_dir_all(&sysroot).unwrap();
@@ -274,7 +293,7 @@ impl Env {
         ok(kiln()
             .args(["admin", "os-init", OS])
             .arg(sysroot_arg(&sysroot)));
-        let base = commit_base(&sc, &sysroot, "1");
+        let base = commit_rootfs(&sc, &sysroot, "1", rootfs);
         ok(kiln()
             .args(["admin", "deploy", REF, "--os", OS])
             .arg(sysroot_arg(&sysroot)));

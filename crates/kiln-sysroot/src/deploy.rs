@@ -228,6 +228,8 @@ impl Sysroot {
         postclean: bool,
     ) -> Result<WriteOutcome> {
         let booted = self.booted_deployment().cloned();
+        // Deployments mounted on /usr (kiln apply-live) stay until reboot.
+        let live: Vec<Deployment> = self.live_stack().into_iter().cloned().collect();
         let osname = osname
             .map(str::to_string)
             .or(booted.as_ref().map(|b| b.osname.clone()));
@@ -263,6 +265,7 @@ impl Sysroot {
                 || (flags.retain_pending && !crossed)
                 || is_booted
                 || is_merge
+                || live.iter().any(|l| l.same(d))
                 || (flags.retain_rollback && crossed)
             {
                 list.push(d.clone());
@@ -503,6 +506,8 @@ impl Sysroot {
         self.finalize_deployment(&mut staged, merge.as_ref())?;
         staged.staged = false;
         self.deployments.remove(0);
+        // The booted one moved up with it (it is never the staged one).
+        self.booted = self.booted.map(|i| i.saturating_sub(1));
         self.staged = None;
         let osname = staged.osname.clone();
         self.simple_write_deployment(

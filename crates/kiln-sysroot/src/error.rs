@@ -59,6 +59,10 @@ pub enum Error {
     UndeployBooted(usize),
     #[error("Attempting to remove booted deployment {0}")]
     RemovesBooted(String),
+    #[error(
+        "Attempting to remove deployment {0}, whose /usr is live (kiln apply-live); reboot first"
+    )]
+    RemovesLive(String),
     #[error("Cannot pin staged deployment")]
     PinStaged,
     #[error("Unable to find a deployment in sysroot")]
@@ -87,6 +91,33 @@ pub enum Error {
     Invalid(String),
     #[error("Loading staged deployment: {0}")]
     Staged(String),
+    #[error(
+        "{0} is not the booted system: a live apply needs the running system (nothing to apply to)"
+    )]
+    LiveNotBooted(PathBuf),
+    #[error(
+        "/usr is unlocked (kiln usroverlay): a live apply would hide its changes; reboot first"
+    )]
+    LiveUnlocked,
+    #[error("/usr is already unlocked (transient overlay until reboot)")]
+    AlreadyUnlocked,
+    #[error("refusing to apply live: the kernel changes ({}); reboot into the new deployment instead", .0.join(", "))]
+    LiveKernel(Vec<String>),
+    #[error("refusing to apply live: {} file(s) of the base image would change or disappear: {}; use --allow-replacement (running programs keep the old files until restarted), or reboot into the new deployment", .0.len(), .0.join(" "))]
+    LiveReplaces(Vec<String>),
+    #[error("{what} {path}: {source}")]
+    LiveMount {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("deployment {deployment} is the default (the next boot runs it) but the running system was not switched to it; `kiln apply-live` retries")]
+    LiveSwitch {
+        deployment: String,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {

@@ -24,6 +24,7 @@ mod fsutil;
 mod init;
 pub mod kargs;
 mod kernel;
+pub mod live;
 mod load;
 mod lock;
 pub mod space;

@@ -18,6 +18,12 @@ pub struct Status {
     pub subbootversion: u32,
     /// In list order: index 0 boots next.
     pub deployments: Vec<DeploymentStatus>,
+    /// The running `/usr` was switched to another deployment since boot
+    /// (`kiln apply-live`; null otherwise).
+    pub live: Option<crate::live::LiveState>,
+    /// `"transient"` when `/usr` is a writable overlay (`kiln
+    /// usroverlay`), null otherwise.
+    pub unlocked: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +62,8 @@ pub struct DeploymentStatus {
     pub removed_packages: Vec<String>,
     /// The base commit of a layered deployment (null when not layered).
     pub base_checksum: Option<String>,
+    /// Its `/usr` is the running one by a live apply (`kiln apply-live`).
+    pub live: bool,
 }
 
 impl Sysroot {
@@ -71,6 +79,7 @@ impl Sysroot {
                 None
             }
         });
+        let live = self.live_deployment().cloned();
         let deployments = self
             .deployments
             .iter()
@@ -109,6 +118,7 @@ impl Sysroot {
                         .as_ref()
                         .and_then(|o| o.get("kiln", "base-checksum"))
                         .map(str::to_string),
+                    live: live.as_ref().is_some_and(|l| l.same(d)) && !d.staged,
                 }
             })
             .collect();
@@ -119,6 +129,8 @@ impl Sysroot {
             bootversion: self.bootversion,
             subbootversion: self.subbootversion,
             deployments,
+            live: self.live_state(),
+            unlocked: self.usr_unlocked().then(|| "transient".to_string()),
         }
     }
 }

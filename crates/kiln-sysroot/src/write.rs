@@ -330,6 +330,11 @@ impl Sysroot {
                 return Err(Error::RemovesBooted(b.dirname()));
             }
         }
+        for l in self.live_stack() {
+            if !new.iter().any(|d| d.same(l)) {
+                return Err(Error::RemovesLive(l.dirname()));
+            }
+        }
         let t = std::time::Instant::now();
         let (atomic, bv, sub) = if !requires_new {
             let sub = self.create_new_bootlinks(self.bootversion, &new)?;

@@ -1,58 +1,110 @@
 #!/usr/bin/env bash
-# kiln install (package layering) of a small package with one dependency
-# on a scratch sysroot, against dpkg -i of the same .debs in a mutable
-# chroot of the same base tree; and the disk the layered deployment adds.
+# kiln install PKG (package layering: resolve, overlay + dpkg in a
+# sandbox, commit, deploy) on a scratch sysroot, against apt-get install
+# PKG in a mutable chroot of the same base tree, both from the same local
+# copy of the .debs (a file: repository; no network for either); and the
+# disk the layered deployment adds, against the packages' installed size.
+#
+#   bench/layer.sh [PKG]     (default: hello)
+#
+# PKG and the dependencies the base lacks are fetched once with the host's
+# apt (`apt-get --download-only` against the base's dpkg database; needs
+# the host's apt lists). Without them, or with PKG=local, a local test
+# package (kiln-bench: 2 MB in 100 files, a conffile, one dependency) is
+# built with dpkg-deb instead.
+#
 # Needs root, the base tree the layering tests cache
-# (/var/cache/kiln-tests/layer/base-*: run `cargo test --test layer_install` once),
-# and target/release/kiln (or KILN=path).
+# (/var/cache/kiln-tests/layer/base-*: run `cargo test --test layer_install`
+# once), dpkg-dev, and a release build of kiln (target/release/kiln, or
+# KILN=path). Timing uses bash's `time` (TIMEFORMAT), nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KILN=${KILN:-$PWD/target/release/kiln}
+PKG=${1:-${PKG:-hello}}
 BASE=$(ls -d /var/cache/kiln-tests/layer/base-* 2>/dev/null | head -1)
 [ -n "$BASE" ] || { echo "no cached base tree: run cargo test --test layer_install first" >&2; exit 1; }
+[ -x "$KILN" ] || { echo "no kiln at $KILN: cargo build --release (or KILN=path)" >&2; exit 1; }
 W=$(mktemp -d /var/tmp/kiln-bench-layer.XXXXXX)
-trap 'chattr -R -i "$W" 2>/dev/null; rm -rf "$W"' EXIT
+C=$W/chroot
+cleanup() {
+    umount "$C/proc" 2>/dev/null || true
+    chattr -R -i "$W" 2>/dev/null || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+TIMEFORMAT=%R
+# Seconds a command took (its output discarded).
+seconds() { { time "$@" >/dev/null 2>&1; } 2>&1; }
 
-# Packages: kiln-bench (2 MiB of files, a conffile) depends on kiln-benchlib.
-B=$W/build; R=$W/repo; mkdir -p $B $R
-mk() { mkdir -p $B/$1/DEBIAN; printf 'Package: %s\nVersion: 1.0\nArchitecture: all\nMaintainer: k <k@example.org>\nDescription: bench\n%s' "$1" "$2" > $B/$1/DEBIAN/control; }
-mk kiln-benchlib ""; mkdir -p $B/kiln-benchlib/usr/lib/kiln-bench
-for i in $(seq 1 50); do head -c 20000 /dev/urandom > $B/kiln-benchlib/usr/lib/kiln-bench/lib$i.so; done
-mk kiln-bench "Depends: kiln-benchlib
+# The .debs: PKG and what the base lacks, from the host's apt lists.
+R=$W/repo; mkdir -p $R
+got=0
+if [ "$PKG" != local ] && command -v apt-get >/dev/null; then
+    mkdir -p $W/apt/partial
+    if apt-get -qq -o Dir::State::status=$BASE/var/lib/dpkg/status \
+        -o Dir::Cache::archives=$W/apt -o Debug::NoLocking=1 \
+        -o APT::Install-Recommends=false --download-only -y install "$PKG" >$W/apt.log 2>&1 &&
+        ls $W/apt/*.deb >/dev/null 2>&1; then
+        mv $W/apt/*.deb $R/
+        got=1
+    else
+        echo "apt-get could not fetch $PKG (no apt lists or mirror?); using a local test package" >&2
+    fi
+fi
+if [ $got = 0 ]; then
+    PKG=kiln-bench
+    B=$W/build; mkdir -p $B
+    mk() { mkdir -p $B/$1/DEBIAN; printf 'Package: %s\nVersion: 1.0\nArchitecture: all\nMaintainer: k <k@example.org>\nInstalled-Size: %s\nDescription: bench\n%s' "$1" 1000 "$2" > $B/$1/DEBIAN/control; }
+    mk kiln-benchlib ""; mkdir -p $B/kiln-benchlib/usr/lib/kiln-bench
+    for i in $(seq 1 50); do head -c 20000 /dev/urandom > $B/kiln-benchlib/usr/lib/kiln-bench/lib$i.so; done
+    mk kiln-bench "Depends: kiln-benchlib
 "; mkdir -p $B/kiln-bench/usr/share/kiln-bench $B/kiln-bench/etc
-for i in $(seq 1 50); do head -c 20000 /dev/urandom > $B/kiln-bench/usr/share/kiln-bench/f$i; done
-echo x=1 > $B/kiln-bench/etc/kiln-bench.conf; echo /etc/kiln-bench.conf > $B/kiln-bench/DEBIAN/conffiles
-for p in kiln-benchlib kiln-bench; do dpkg-deb --root-owner-group -b $B/$p $R/${p}_1.0_all.deb >/dev/null; done
+    for i in $(seq 1 50); do head -c 20000 /dev/urandom > $B/kiln-bench/usr/share/kiln-bench/f$i; done
+    echo x=1 > $B/kiln-bench/etc/kiln-bench.conf; echo /etc/kiln-bench.conf > $B/kiln-bench/DEBIAN/conffiles
+    for p in kiln-benchlib kiln-bench; do dpkg-deb --root-owner-group -b $B/$p $R/${p}_1.0_all.deb >/dev/null; done
+fi
 (cd $R && dpkg-scanpackages . /dev/null > Packages 2>/dev/null)
+debs=$(ls $R/*.deb | xargs -n1 basename | tr '\n' ' ')
+inst_kib=0
+for d in $R/*.deb; do inst_kib=$((inst_kib + $(dpkg-deb --field "$d" Installed-Size))); done
 
-# Sysroot with the base deployed.
+# Sysroot with the base deployed; its /etc/apt points at the local repo.
 S=$W/sysroot; T=$W/tree; mkdir -p $S
 cp -a --reflink=auto "$BASE" $T; mkdir -p $T/boot
 echo k > $T/boot/vmlinuz-6.1.0-99-amd64; echo i > $T/boot/initrd.img-6.1.0-99-amd64
 $KILN admin init-fs $S >/dev/null; $KILN admin os-init debian --sysroot=$S >/dev/null
 $KILN compose rootfs --repo $S/ostree/repo -b debian/bench $T >/dev/null
+rm -rf $T
 $KILN admin deploy debian/bench --os=debian --sysroot=$S >/dev/null
 D=$(ls -d $S/ostree/deploy/debian/deploy/*.0)
 rm -f $D/etc/apt/sources.list
 echo "deb [trusted=yes] file:$R ./" > $D/etc/apt/sources.list.d/bench.list
-# Warm the deb cache once (dry run resolves; first install downloads).
-$KILN install --sysroot=$S --dry-run kiln-bench >/dev/null 2>&1
+# Resolve once untimed (apt-get update of the lists), as the chroot does.
+$KILN install --sysroot=$S --dry-run $PKG >/dev/null 2>&1
+repo_before=$(du -sb $S/ostree/repo/objects | cut -f1)
+kiln_s=$(seconds $KILN install --sysroot=$S $PKG)
+$KILN status --json --sysroot=$S | grep -q "\"$PKG\"" || { echo "kiln install $PKG did not layer it" >&2; exit 1; }
+repo_after=$(du -sb $S/ostree/repo/objects | cut -f1)
+# Hook: kiln install --apply-live (needs a booted system: run it in a
+# mount namespace where $S is / with a booted-looking /proc/cmdline; see
+# docs/layering.md) goes here once that flag has landed:
+#   live_s=$(seconds unshare -m sh -c '... kiln install --apply-live $PKG')
 
-t0=$(date +%s.%N)
-$KILN install --sysroot=$S kiln-bench >/dev/null 2>&1
-t1=$(date +%s.%N)
-kiln_s=$(echo "$t1 - $t0" | bc)
-
-# Mutable chroot: the same base tree, dpkg -i of the same files.
-C=$W/chroot; cp -a --reflink=auto "$BASE" $C; mkdir -p $C/tmp/debs; cp $R/*.deb $C/tmp/debs/
-t0=$(date +%s.%N)
-chroot $C dpkg -i /tmp/debs/kiln-benchlib_1.0_all.deb /tmp/debs/kiln-bench_1.0_all.deb >/dev/null
-t1=$(date +%s.%N)
-dpkg_s=$(echo "$t1 - $t0" | bc)
+# Mutable chroot of the same base: apt-get install from the same repo.
+cp -a --reflink=auto "$BASE" $C
+mkdir -p $C/srv/repo; cp $R/*.deb $R/Packages $C/srv/repo/
+rm -f $C/etc/apt/sources.list $C/etc/apt/sources.list.d/*
+echo "deb [trusted=yes] file:/srv/repo ./" > $C/etc/apt/sources.list.d/bench.list
+mount -t proc proc $C/proc
+chroot $C apt-get -qq update >/dev/null
+apt_s=$(seconds chroot $C env DEBIAN_FRONTEND=noninteractive apt-get -y -o APT::Install-Recommends=false install $PKG)
+chroot $C dpkg -s $PKG >/dev/null
 
 excl=$($KILN df --json --sysroot=$S | python3 -c 'import json,sys; d=json.load(sys.stdin)["deployments"][0]; print(d["exclusive_bytes"])')
-debs=$(du -cb $R/*.deb | tail -1 | cut -f1)
-printf 'kiln install (resolve, overlay, dpkg, commit, deploy): %.2f s\n' "$kiln_s"
-printf 'dpkg -i in a mutable chroot (install only):           %.2f s\n' "$dpkg_s"
-printf 'ratio kiln/dpkg: %.1fx\n' "$(echo "$kiln_s / $dpkg_s" | bc -l)"
-printf 'new deployment: %d KiB of its own (the .debs: %d KiB); everything else hardlinked to the repo\n' $((excl/1024)) $((debs/1024))
+echo "package: $PKG (.debs: $debs)"
+printf 'kiln install (resolve, overlay, dpkg, commit, deploy): %6.2f s\n' "$kiln_s"
+printf 'apt-get install in a mutable chroot:                  %6.2f s\n' "$apt_s"
+printf 'ratio kiln/apt-get: %.1fx\n' "$(echo "$kiln_s / $apt_s" | bc -l)"
+printf 'installed size of the packages (Installed-Size): %6d KiB\n' "$inst_kib"
+printf 'new deployment, files of its own (not hardlinked): %6d KiB\n' $((excl / 1024))
+printf 'repo objects added by the layered commit:          %6d KiB\n' $(((repo_after - repo_before) / 1024))

@@ -2,8 +2,9 @@
 //! with a dependency (conffile, /opt, /var/lib, a system user), a local
 //! .deb, `--dry-run`, `uninstall` back to the base, `override remove` of
 //! a base package, `upgrade` of the base keeping the layers, and an
-//! upgrade whose layered package no longer resolves. The real `ostree`
-//! checks every sysroot (`admin status`, `fsck`).
+//! upgrade whose layered package no longer resolves; `kiln diff` lists
+//! the packages added and removed. The real `ostree` checks every sysroot
+//! (`admin status`, `fsck`).
 
 #[path = "layer_support/mod.rs"]
 mod support;
@@ -80,6 +81,31 @@ fn install_dry_run_local_uninstall() {
     // The base deployment is untouched.
     assert!(!base_dep.join("usr/bin/kiln-hello").exists());
     e.check_clean();
+    // kiln diff (base -> layered): the files, then the packages with
+    // their versions.
+    let o = ok(&mut e.kiln(&["diff"]));
+    assert!(o.contains("  A /usr/bin/kiln-hello\n"), "{o}");
+    let pkgs = o.split_once("\nPackages:\n").map(|(_, p)| p).unwrap_or("");
+    assert!(
+        pkgs.starts_with("  Added:\n    kiln-hello 1.0\n    kiln-libhello 1.0\n"),
+        "{o}"
+    );
+    assert!(
+        pkgs.ends_with("2 added, 0 removed, 0 upgraded, 0 downgraded\n"),
+        "{o}"
+    );
+    let d = diff_json(&e);
+    assert_eq!(
+        d["packages"]["added"],
+        serde_json::json!([
+            {"name": "kiln-hello", "version": "1.0", "arch": "all"},
+            {"name": "kiln-libhello", "version": "1.0", "arch": "all"},
+        ]),
+        "{d}"
+    );
+    for k in ["removed", "upgraded", "downgraded"] {
+        assert_eq!(d["packages"][k], serde_json::json!([]), "{k}: {d}");
+    }
     let origin = fs::read_to_string(format!("{}.origin", dep.display())).unwrap();
     assert!(
         origin.contains("[kiln]") && origin.contains("packages=kiln-hello;"),
@@ -118,9 +144,29 @@ fn install_dry_run_local_uninstall() {
     let dep = e.deployment(0);
     assert!(!dep.join("usr/bin/kiln-hello").exists());
     assert!(!dep.join("usr/share/kiln-local").exists());
+    // kiln diff (layered -> base): all three removed.
+    let d = diff_json(&e);
+    assert_eq!(
+        package_names(&d["packages"]["removed"]),
+        ["kiln-hello", "kiln-libhello", "kiln-local"],
+        "{d}"
+    );
+    assert_eq!(d["packages"]["added"], serde_json::json!([]), "{d}");
     let err = fails(&mut e.kiln(&["uninstall", "kiln-hello"]));
     assert!(err.contains("not layered"), "{err}");
     e.check_clean();
+}
+
+fn diff_json(e: &Env) -> serde_json::Value {
+    serde_json::from_str(&ok(&mut e.kiln(&["diff", "--json"]))).unwrap()
+}
+
+fn package_names(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 #[test]
@@ -136,6 +182,17 @@ fn override_remove_and_upgrade_keep_layers() {
     assert_eq!(
         e.status()["deployments"][0]["removed_packages"],
         serde_json::json!(["less"])
+    );
+    // kiln diff shows less removed, with the base's version.
+    let d = diff_json(&e);
+    assert_eq!(package_names(&d["packages"]["removed"]), ["less"], "{d}");
+    let v = d["packages"]["removed"][0]["version"]
+        .as_str()
+        .unwrap_or("");
+    let o = ok(&mut e.kiln(&["diff"]));
+    assert!(
+        !v.is_empty() && o.contains(&format!("  Removed:\n    less {v}\n")),
+        "{o}"
     );
     let err = fails(&mut e.kiln(&["override", "remove", "no-such-base-pkg"]));
     assert!(

@@ -97,7 +97,8 @@ pub enum SystemCommand {
         #[arg(long)]
         editor: bool,
     },
-    /// Files added, modified and removed between two deployments.
+    /// Files added, modified and removed between two deployments, and
+    /// Debian packages added, removed, upgraded and downgraded.
     Diff {
         #[command(flatten)]
         s: SysrootArg,
@@ -708,7 +709,43 @@ fn diff(s: &Sysroot, a: Option<String>, b: Option<String>, json: bool) -> Result
         d.modified.len(),
         d.removed.len()
     );
+    if let Some(p) = &d.packages {
+        print_package_diff(p);
+    }
     Ok(())
+}
+
+/// The "Packages:" section of `kiln diff`.
+fn print_package_diff(p: &kiln_sysroot::diff::PackageDiff) {
+    if p.is_empty() {
+        println!("Packages: no changes");
+        return;
+    }
+    println!("Packages:");
+    let groups = [("Added", &p.added), ("Removed", &p.removed)];
+    for (title, list) in groups {
+        if !list.is_empty() {
+            println!("  {title}:");
+            for v in list {
+                println!("    {} {}", v.name, v.version);
+            }
+        }
+    }
+    for (title, list) in [("Upgraded", &p.upgraded), ("Downgraded", &p.downgraded)] {
+        if !list.is_empty() {
+            println!("  {title}:");
+            for c in list {
+                println!("    {} {} -> {}", c.name, c.from, c.to);
+            }
+        }
+    }
+    println!(
+        "{} added, {} removed, {} upgraded, {} downgraded",
+        p.added.len(),
+        p.removed.len(),
+        p.upgraded.len(),
+        p.downgraded.len()
+    );
 }
 
 fn df(s: &Sysroot, json: bool) -> Result<()> {

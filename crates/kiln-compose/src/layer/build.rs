@@ -188,8 +188,26 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Build the layered commit of `opts.request` on `opts.base`.
+/// Build the layered commit of `opts.request` on `opts.base`. The work
+/// directory is removed whatever happens; an error caused by a full file
+/// system names the repo's file system and its free space.
 pub fn build(opts: &BuildOptions, log: Log) -> Result<BuildResult> {
+    build_in_work_dir(opts, log).map_err(|e| {
+        if !e.is_enospc() {
+            return e;
+        }
+        let free = rustix::fs::statvfs(&opts.repo)
+            .map(|st| kiln_store::util::format_size(st.f_bavail.saturating_mul(st.f_frsize)))
+            .unwrap_or_else(|_| "unknown".into());
+        Error::NoSpace {
+            repo: std::fs::canonicalize(&opts.repo).unwrap_or_else(|_| opts.repo.clone()),
+            free,
+            source: Box::new(e),
+        }
+    })
+}
+
+fn build_in_work_dir(opts: &BuildOptions, log: Log) -> Result<BuildResult> {
     // Absolute paths: apt and the sandbox run elsewhere.
     io(&opts.cache_dir, std::fs::create_dir_all(&opts.cache_dir))?;
     let abs = |p: &Path| io(p, std::fs::canonicalize(p));

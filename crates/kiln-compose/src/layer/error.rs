@@ -49,6 +49,14 @@ pub enum Error {
     },
     #[error("{0}")]
     Invalid(String),
+    /// The file system of the repo (where the tree is built) filled up.
+    #[error("no space left on the file system of {} ({free} free after cleaning up): {source}", .repo.display())]
+    NoSpace {
+        repo: PathBuf,
+        free: String,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -57,6 +65,23 @@ impl Error {
             path: path.to_path_buf(),
             source,
         }
+    }
+
+    /// Whether the error, or one of its causes, is ENOSPC (raised by kiln
+    /// or reported by dpkg, apt or a maintainer script).
+    pub fn is_enospc(&self) -> bool {
+        let enospc = rustix::io::Errno::NOSPC.raw_os_error();
+        let mut e: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(x) = e {
+            let io = x
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|i| i.raw_os_error() == Some(enospc));
+            if io || x.to_string().contains("No space left on device") {
+                return true;
+            }
+            e = x.source();
+        }
+        false
     }
 }
 

@@ -89,7 +89,9 @@ remove="$1"; shift
 if [ -n "$remove" ]; then dpkg --force-unsafe-io --purge $remove; fi
 if [ $# -gt 0 ]; then dpkg --force-unsafe-io --force-confold --install "$@"; fi
 "#;
-    let mount = r#"mount -t overlay kiln-layer -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4" && shift 3 && m="$1" && shift && exec "$@""#;
+    // pdeathsig is set once setpriv runs: if kiln died before that, the
+    // parent is no longer kiln and nothing may run.
+    let mount = r#"[ "$PPID" = "$1" ] || exit 1; shift; mount -t overlay kiln-layer -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4" && shift 3 && m="$1" && shift && exec "$@""#;
     let mut cmd = Command::new("setpriv");
     cmd.args([
         "--pdeathsig",
@@ -105,6 +107,7 @@ if [ $# -gt 0 ]; then dpkg --force-unsafe-io --force-confold --install "$@"; fi
         mount,
         "sh",
     ])
+    .arg(std::process::id().to_string())
     .arg(plain(&o.lower)?)
     .arg(plain(&o.upper)?)
     .arg(plain(&o.work)?)

@@ -13,16 +13,26 @@
 # package (kiln-bench: 2 MB in 100 files, a conffile, one dependency) is
 # built with dpkg-deb instead.
 #
-# Needs root, the base tree the layering tests cache
-# (/var/cache/kiln-tests/layer/base-*: run `cargo test --test layer_install`
-# once), dpkg-dev, and a release build of kiln (target/release/kiln, or
-# KILN=path). Timing uses bash's `time` (TIMEFORMAT), nothing else.
+# Then `kiln install --apply-live PKG` on another scratch sysroot, timed
+# inside a booted-looking mount and PID namespace (the deployment as `/`,
+# its /usr read-only, /sysroot, /run/ostree-booted, shared mounts, as
+# tests/layer_live.rs sets it up), kiln running from inside with the
+# tree's own apt and bubblewrap.
+#
+# Needs root, a base tree with apt, bubblewrap and mount that the layering tests
+# cache (/var/cache/kiln-tests/layer/base-*: run `cargo test --test
+# layer_live` once), dpkg-dev, and a release build of kiln
+# (target/release/kiln, or KILN=path). Timing uses bash's `time`
+# (TIMEFORMAT), nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KILN=${KILN:-$PWD/target/release/kiln}
 PKG=${1:-${PKG:-hello}}
-BASE=$(ls -d /var/cache/kiln-tests/layer/base-* 2>/dev/null | head -1)
-[ -n "$BASE" ] || { echo "no cached base tree: run cargo test --test layer_install first" >&2; exit 1; }
+BASE=
+for b in /var/cache/kiln-tests/layer/base-*; do
+    if [ -x "$b/usr/bin/apt-get" ] && [ -x "$b/usr/bin/bwrap" ] && [ -x "$b/usr/bin/mount" ]; then BASE=$b; break; fi
+done
+[ -n "$BASE" ] || { echo "no cached base tree with apt, bubblewrap and mount: run cargo test --test layer_live first" >&2; exit 1; }
 [ -x "$KILN" ] || { echo "no kiln at $KILN: cargo build --release (or KILN=path)" >&2; exit 1; }
 W=$(mktemp -d /var/tmp/kiln-bench-layer.XXXXXX)
 C=$W/chroot
@@ -68,27 +78,64 @@ debs=$(ls $R/*.deb | xargs -n1 basename | tr '\n' ' ')
 inst_kib=0
 for d in $R/*.deb; do inst_kib=$((inst_kib + $(dpkg-deb --field "$d" Installed-Size))); done
 
-# Sysroot with the base deployed; its /etc/apt points at the local repo.
-S=$W/sysroot; T=$W/tree; mkdir -p $S
-cp -a --reflink=auto "$BASE" $T; mkdir -p $T/boot
-echo k > $T/boot/vmlinuz-6.1.0-99-amd64; echo i > $T/boot/initrd.img-6.1.0-99-amd64
-$KILN admin init-fs $S >/dev/null; $KILN admin os-init debian --sysroot=$S >/dev/null
-$KILN compose rootfs --repo $S/ostree/repo -b debian/bench $T >/dev/null
-rm -rf $T
-$KILN admin deploy debian/bench --os=debian --sysroot=$S >/dev/null
-D=$(ls -d $S/ostree/deploy/debian/deploy/*.0)
-rm -f $D/etc/apt/sources.list
-echo "deb [trusted=yes] file:$R ./" > $D/etc/apt/sources.list.d/bench.list
-# Resolve once untimed (apt-get update of the lists), as the chroot does.
-$KILN install --sysroot=$S --dry-run $PKG >/dev/null 2>&1
+# A sysroot at $1 with the base deployed; its /etc/apt points at the
+# local repo. Resolved once untimed (apt-get update), as in the chroot.
+make_sysroot() {
+    local S=$1 T=$W/tree D
+    mkdir -p $S
+    cp -a --reflink=auto "$BASE" $T; mkdir -p $T/boot
+    echo k > $T/boot/vmlinuz-6.1.0-99-amd64; echo i > $T/boot/initrd.img-6.1.0-99-amd64
+    $KILN admin init-fs $S >/dev/null; $KILN admin os-init debian --sysroot=$S >/dev/null
+    $KILN compose rootfs --repo $S/ostree/repo -b debian/bench $T >/dev/null
+    rm -rf $T
+    $KILN admin deploy debian/bench --os=debian --sysroot=$S >/dev/null
+    D=$(ls -d $S/ostree/deploy/debian/deploy/*.0)
+    rm -f $D/etc/apt/sources.list
+    echo "deb [trusted=yes] file:$R ./" > $D/etc/apt/sources.list.d/bench.list
+    $KILN install --sysroot=$S --dry-run $PKG >/dev/null 2>&1
+}
+S=$W/sysroot
+make_sysroot $S
 repo_before=$(du -sb $S/ostree/repo/objects | cut -f1)
 kiln_s=$(seconds $KILN install --sysroot=$S $PKG)
-$KILN status --json --sysroot=$S | grep -q "\"$PKG\"" || { echo "kiln install $PKG did not layer it" >&2; exit 1; }
+# (grep reads everything: kiln must not see a closed pipe under pipefail.)
+layered() { $KILN status --json --sysroot=$1 | grep -c "\"$PKG\"" >/dev/null; }
+layered $S || { echo "kiln install $PKG did not layer it" >&2; exit 1; }
 repo_after=$(du -sb $S/ostree/repo/objects | cut -f1)
-# Hook: kiln install --apply-live (needs a booted system: run it in a
-# mount namespace where $S is / with a booted-looking /proc/cmdline; see
-# docs/layering.md) goes here once that flag has landed:
-#   live_s=$(seconds unshare -m sh -c '... kiln install --apply-live $PKG')
+
+# kiln install --apply-live: a fresh sysroot, kiln run from inside a
+# booted-looking namespace whose / is its deployment.
+L=$W/live; make_sysroot $L
+LD=$(ls -d $L/ostree/deploy/debian/deploy/*.0)
+kargs=$($KILN status --json --sysroot=$L | python3 -c 'import json,sys; print(json.load(sys.stdin)["deployments"][0]["kargs"])')
+mkdir -p $W/root
+printf '%s\n' \
+    'set -e' \
+    'mount --make-rprivate /' \
+    "R=$W/root" \
+    "mount --bind $LD \$R" \
+    "mount --bind $LD/usr \$R/usr" \
+    'mount -o remount,bind,ro $R/usr' \
+    "mount --bind $L \$R/sysroot" \
+    "mount --bind $L/boot \$R/boot" \
+    "mount --bind $L/ostree/deploy/debian/var \$R/var" \
+    "mkdir -p \$R$W; mount --bind $W \$R$W" \
+    'mount -t tmpfs tmpfs $R/run; touch $R/run/ostree-booted' \
+    'mount -t tmpfs tmpfs $R/tmp' \
+    "cp $KILN \$R/tmp/kiln" \
+    'mount --rbind /dev $R/dev' \
+    'mount -t proc proc $R/proc' \
+    "echo '$kargs' > \$R/run/cmdline" \
+    'mount --bind $R/run/cmdline $R/proc/cmdline' \
+    'mount --make-rshared $R' \
+    "exec chroot \$R /bin/bash -c 'TIMEFORMAT=%R; { time /tmp/kiln install --apply-live $PKG >$W/live.log 2>&1; } 2>$W/live.time'" \
+    > $W/booted.sh
+live_s=
+if unshare -m -p -f sh $W/booted.sh && layered $L; then
+    live_s=$(cat $W/live.time)
+else
+    echo "kiln install --apply-live failed:" >&2; tail -5 $W/live.log >&2 || true
+fi
 
 # Mutable chroot of the same base: apt-get install from the same repo.
 cp -a --reflink=auto "$BASE" $C
@@ -100,11 +147,15 @@ chroot $C apt-get -qq update >/dev/null
 apt_s=$(seconds chroot $C env DEBIAN_FRONTEND=noninteractive apt-get -y -o APT::Install-Recommends=false install $PKG)
 chroot $C dpkg -s $PKG >/dev/null
 
-excl=$($KILN df --json --sysroot=$S | python3 -c 'import json,sys; d=json.load(sys.stdin)["deployments"][0]; print(d["exclusive_bytes"])')
+# Own bytes of the layered deployment (0) and of the base one (1): both
+# have their own /etc copy; the rest is hardlinked to the repo.
+read -r excl excl_base < <($KILN df --json --sysroot=$S | python3 -c 'import json,sys; d=json.load(sys.stdin)["deployments"]; print(d[0]["exclusive_bytes"], d[1]["exclusive_bytes"])')
 echo "package: $PKG (.debs: $debs)"
 printf 'kiln install (resolve, overlay, dpkg, commit, deploy): %6.2f s\n' "$kiln_s"
+[ -z "$live_s" ] || printf 'kiln install --apply-live (and /usr switched):       %6.2f s\n' "$live_s"
 printf 'apt-get install in a mutable chroot:                  %6.2f s\n' "$apt_s"
 printf 'ratio kiln/apt-get: %.1fx\n' "$(echo "$kiln_s / $apt_s" | bc -l)"
+[ -z "$live_s" ] || printf 'ratio kiln --apply-live/apt-get: %.1fx\n' "$(echo "$live_s / $apt_s" | bc -l)"
 printf 'installed size of the packages (Installed-Size): %6d KiB\n' "$inst_kib"
-printf 'new deployment, files of its own (not hardlinked): %6d KiB\n' $((excl / 1024))
+printf 'new deployment, files of its own (not hardlinked): %6d KiB (the base deployment: %d KiB, its /etc)\n' $((excl / 1024)) $((excl_base / 1024))
 printf 'repo objects added by the layered commit:          %6d KiB\n' $(((repo_after - repo_before) / 1024))

@@ -101,9 +101,9 @@ pub enum Error {
     LiveUnlocked,
     #[error("/usr is already unlocked (transient overlay until reboot)")]
     AlreadyUnlocked,
-    #[error("refusing to apply live: the kernel changes ({}); reboot into the new deployment instead", .0.join(", "))]
+    #[error("refusing to apply live: the kernel changes ({}); nothing was changed (without --apply-live the change is deployed for the next boot)", .0.join(", "))]
     LiveKernel(Vec<String>),
-    #[error("refusing to apply live: {} file(s) of the base image would change or disappear: {}; use --allow-replacement (running programs keep the old files until restarted), or reboot into the new deployment", .0.len(), .0.join(" "))]
+    #[error("refusing to apply live: {} file(s) of the base image would change or disappear: {}; use --allow-replacement (running programs keep the old files until restarted); nothing was changed (without --apply-live the change is deployed for the next boot)", .0.len(), .0.join(" "))]
     LiveReplaces(Vec<String>),
     #[error("{what} {path}: {source}")]
     LiveMount {

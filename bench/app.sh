@@ -3,22 +3,29 @@
 #
 #   start-up : kiln app run --command=true APP   vs  flatpak run --command=true APP
 #              kiln app run --command=true APP   vs  a bare bwrap of the same trees
+#              kiln app run --command=true APP   vs  bwrap with exactly kiln's arguments
+#                                                    (captured from kiln, replayed with
+#                                                    the same seccomp filter and data fds)
 #   install  : kiln app install (runtime + app) from nginx on 127.0.0.1
 #              vs flatpak install of the same repo
 #   disk     : two apps sharing one runtime (kiln and flatpak installations)
 #
-# Usage: bench/app.sh [RUNS]
-# Uses farm-bench (pairs A/B, prints the median ratio) when on PATH, else a
-# plain loop. KILN=path/to/kiln (default target/release/kiln, else debug).
+# Usage: bench/app.sh [RUNS]   (RUNS >= 30 pairs, default 30)
+# Start-up figures are medians of RUNS interleaved A/B runs timed by bash
+# ($EPOCHREALTIME for wall time, the `time` keyword for CPU time).
+# KILN=path/to/kiln (default $CARGO_TARGET_DIR or target/release/kiln,
+# else debug).
 # The runtime is the test suite's (busybox-static + libc6 from Debian,
 # cached in /var/cache/kiln-tests by `cargo test --test app_lifecycle`); if
 # it is missing, the host's busybox is used.
 set -euo pipefail
 
 RUNS=${1:-30}
+[ "$RUNS" -ge 30 ] || echo "bench/app.sh: note: RUNS=$RUNS < 30, figures are rough" >&2
 cd "$(dirname "$0")/.."
 if [ -z "${KILN:-}" ]; then
-  if [ -x target/release/kiln ]; then KILN=$PWD/target/release/kiln; else KILN=$PWD/target/debug/kiln; fi
+  T=${CARGO_TARGET_DIR:-$PWD/target}
+  if [ -x "$T/release/kiln" ]; then KILN=$T/release/kiln; else KILN=$T/debug/kiln; fi
 fi
 [ "$(id -u)" = 0 ] || { echo "bench/app.sh: run as root (flatpak installs system-wide)" >&2; exit 1; }
 for c in bwrap flatpak ostree nginx; do
@@ -84,20 +91,82 @@ echo "kiln: $(du -sh "$KILN_APPS_SYSTEM_DIR" | cut -f1) (runtime deployed once: 
 
 RT=$("$KILN" app info --json org.kiln.Bench | python3 -c 'import json,sys; print(json.load(sys.stdin)["deploy_dir"])')
 APPD=$("$KILN" app info --json org.kiln.BenchA | python3 -c 'import json,sys; print(json.load(sys.stdin)["deploy_dir"])')
-BARE="bwrap --ro-bind $RT/files /usr --ro-bind $APPD/files /app --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --ro-bind $RT/files/etc /etc --proc /proc --dev /dev --tmpfs /tmp --unshare-all --die-with-parent --clearenv --setenv PATH /app/bin:/usr/bin true"
-# Warm both.
-"$KILN" app run --command=true org.kiln.BenchA; flatpak run --command=true org.kiln.BenchA
+BARE=(bwrap --ro-bind "$RT/files" /usr --ro-bind "$APPD/files" /app --symlink usr/bin /bin --symlink usr/lib /lib
+  --symlink usr/lib64 /lib64 --ro-bind "$RT/files/etc" /etc --proc /proc --dev /dev --tmpfs /tmp --unshare-all
+  --die-with-parent --clearenv --setenv PATH /app/bin:/usr/bin true)
+
+# kiln's own bwrap command: kiln runs $KILN_BWRAP instead of bwrap, here a
+# script that saves the arguments and the contents of the fds they name
+# (--seccomp: the BPF filter; --ro-bind-data: /etc/passwd, /etc/group,
+# /.flatpak-info, all memfds). The replay opens those files again at the
+# same fd numbers for every run, so bwrap gets the same filter and files.
+mkdir -p "$W/cap"
+cat > "$W/capture" <<'EOF'
+#!/bin/bash
+d=$(dirname "$0")/cap
+printf '%s\0' "$@" > "$d/argv"
+prev=
+for a in "$@"; do
+  case $prev in
+    --seccomp|--add-seccomp-fd|--ro-bind-data|--bind-data|--file) cat "/proc/$$/fd/$a" > "$d/fd.$a" ;;
+    --sync-fd|--info-fd|--json-status-fd|--block-fd|--userns-block-fd|--args)
+      echo "capture: $prev cannot be replayed" >&2; exit 1 ;;
+  esac
+  prev=$a
+done
+EOF
+chmod +x "$W/capture"
+KILN_BWRAP=$W/capture "$KILN" app run --command=true org.kiln.BenchA
+mapfile -d '' SAME < "$W/cap/argv"
+grep -qz -- '^--seccomp$' "$W/cap/argv" || { echo "bench/app.sh: kiln passed no --seccomp" >&2; exit 1; }
+REDIR=
+for f in "$W"/cap/fd.*; do REDIR+=" ${f##*.}<$f"; done
+
+kiln_run() { "$KILN" app run --command=true org.kiln.BenchA; }
+flatpak_run() { flatpak run --command=true org.kiln.BenchA; }
+bare_bwrap() { "${BARE[@]}"; }
+same_bwrap() { eval "bwrap \"\${SAME[@]}\"$REDIR"; }
+for f in kiln_run flatpak_run bare_bwrap same_bwrap; do
+  $f || { echo "bench/app.sh: $f failed" >&2; exit 1; }
+done
+
+# One run of "$@": wall time (µs, from $EPOCHREALTIME) and CPU time of the
+# process tree (user + sys of the waited-for children, ms resolution).
+TIMEFORMAT='%3U %3S'
+once() {
+  local t0 t1 u s
+  t0=$EPOCHREALTIME
+  { time "$@" >/dev/null 2>&1; } 2> "$W/cpu"
+  t1=$EPOCHREALTIME
+  read -r u s < "$W/cpu"
+  echo "$(( ${t1/./} - ${t0/./} )) $u $s"
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# pair A B TITLE: 3 warm-up pairs, then RUNS pairs, A and B alternating
+# (which one goes first alternates too, so load drift hits both alike).
+# Prints the median wall time and the mean CPU time of each, and the
+# ratios A/B.
+pair() {
+  local a=$1 b=$2 i
+  : > "$W/t.a"; : > "$W/t.b"
+  for i in 1 2 3; do $a >/dev/null 2>&1; $b >/dev/null 2>&1; done
+  for i in $(seq "$RUNS"); do
+    if (( i % 2 )); then once $a >> "$W/t.a"; once $b >> "$W/t.b"
+    else once $b >> "$W/t.b"; once $a >> "$W/t.a"; fi
+  done
+  local wa wb ca cb
+  wa=$(awk '{ print $1 / 1000 }' "$W/t.a" | median); wb=$(awk '{ print $1 / 1000 }' "$W/t.b" | median)
+  # CPU: the mean, as the `time` keyword has 1 ms resolution.
+  ca=$(awk '{ s += $2 + $3 } END { print s * 1000 / NR }' "$W/t.a"); cb=$(awk '{ s += $2 + $3 } END { print s * 1000 / NR }' "$W/t.b")
+  awk -v wa="$wa" -v wb="$wb" -v ca="$ca" -v cb="$cb" -v a="$a" -v b="$b" -v n="$RUNS" 'BEGIN {
+    printf "%-12s wall %6.1f ms  cpu %5.1f ms\n%-12s wall %6.1f ms  cpu %5.1f ms\n", a, wa, ca, b, wb, cb
+    printf "ratio        wall %.2f  cpu %.2f  (%d runs each: median wall, mean cpu)\n", wa / wb, (cb > 0 ? ca / cb : 0), n }'
+}
 
 echo "== start-up: kiln app run vs flatpak run (target ratio <= 0.5)"
-if command -v farm-bench >/dev/null; then
-  farm-bench -n "$RUNS" --warmup 3 --vs "flatpak run --command=true org.kiln.BenchA" -- "$KILN" app run --command=true org.kiln.BenchA
-  echo "== start-up: kiln app run vs bare bwrap of the same trees (target ratio <= 1.3)"
-  farm-bench -n "$RUNS" --warmup 3 --vs "$BARE" -- "$KILN" app run --command=true org.kiln.BenchA
-else
-  loop() { local t0 t1; t0=$(now); for _ in $(seq "$RUNS"); do "$@" >/dev/null; done; t1=$(now); echo $(( (t1 - t0) / RUNS )); }
-  k=$(loop "$KILN" app run --command=true org.kiln.BenchA)
-  f=$(loop flatpak run --command=true org.kiln.BenchA)
-  b=$(loop $BARE)
-  echo "kiln $(( k / 1000 )) µs, flatpak $(( f / 1000 )) µs, bare bwrap $(( b / 1000 )) µs"
-  echo "kiln/flatpak $(awk -v a=$k -v b=$f 'BEGIN { printf "%.2f", a / b }'), kiln/bwrap $(awk -v a=$k -v b=$b 'BEGIN { printf "%.2f", a / b }')"
-fi
+pair kiln_run flatpak_run
+echo "== start-up: kiln app run vs a bare bwrap of the same trees (target ratio <= 1.3)"
+pair kiln_run bare_bwrap
+echo "== start-up: kiln app run vs bwrap with kiln's own arguments, seccomp filter and data fds"
+echo "   (what kiln adds on top of the sandbox it builds)"
+pair kiln_run same_bwrap

@@ -280,13 +280,28 @@ impl Installation {
 
     /// Every installed ref (with an `active` commit), sorted.
     pub fn installed_refs(&self, kind: Option<Kind>) -> Vec<AppRef> {
+        self.refs_with_id(kind, None)
+    }
+
+    /// The installed refs of `kind`, of one ID or (`None`) of all. With an
+    /// ID only that ID's directory is read: `find` is on `run`'s path, and
+    /// the cost must not grow with the number of installed apps.
+    fn refs_with_id(&self, kind: Option<Kind>, only: Option<&str>) -> Vec<AppRef> {
         let mut out = Vec::new();
         for k in [Kind::App, Kind::Runtime] {
             if kind.is_some_and(|x| x != k) {
                 continue;
             }
             let root = self.base.join(k.as_str());
-            for id in read_names(&root) {
+            let ids = match only {
+                // A name that is not a single path component is no ID.
+                Some(id) if id.is_empty() || id.contains('/') || id == "." || id == ".." => {
+                    continue
+                }
+                Some(id) => vec![id.to_string()],
+                None => read_names(&root),
+            };
+            for id in ids {
                 for arch in read_names(&root.join(&id)) {
                     for branch in read_names(&root.join(&id).join(&arch)) {
                         if let Ok(r) = AppRef::new(k, &id, &arch, &branch) {
@@ -341,7 +356,7 @@ impl Installation {
         }
         let (id, arch, branch) = split_partial(name);
         let mut cands: Vec<AppRef> = self
-            .installed_refs(kind)
+            .refs_with_id(kind, Some(id))
             .into_iter()
             .filter(|r| {
                 r.id == id

@@ -54,13 +54,20 @@ fn children(pid: u32) -> Vec<u32> {
 
 /// Record an instance.
 pub fn register(dir: &Path, inst: &Instance) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let p = dir.join(inst.pid.to_string());
     let data = serde_json::to_vec(inst).map_err(|e| Error::Invalid(e.to_string()))?;
     // A runtime record (tmpfs): rename for atomicity, no fsync (it is on
-    // the start-up path and need not survive a crash).
+    // the start-up path and need not survive a crash). The directory is
+    // made only when the first write finds it missing.
     let tmp = dir.join(format!(".{}.tmp", inst.pid));
-    std::fs::write(&tmp, &data).map_err(|e| Error::io(&tmp, e))?;
+    match std::fs::write(&tmp, &data) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            std::fs::write(&tmp, &data)
+        }
+        r => r,
+    }
+    .map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))?;
     Ok(())
 }

@@ -352,7 +352,11 @@ fn build_sandbox(p: Plan<'_>) -> Result<Built> {
     let data = app_data_dir(&host.home, &p.id);
     for sub in ["cache", "config", "data", ".local/state"] {
         let d = data.join(sub);
-        std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        // One stat when it is there (every run but the first), not
+        // create_dir_all's mkdir + stat.
+        if !d.is_dir() {
+            std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        }
     }
     binds.push(Bind {
         optional: false,

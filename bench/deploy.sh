@@ -73,16 +73,12 @@ chmod +x "$W/toggle.sh"
 bench() { # NAME KILN_CMD OSTREE_CMD
   local name=$1 a=$2 b=$3
   echo "== $name"
-  if command -v farm-bench >/dev/null; then
-    farm-bench -n "$RUNS" --timeout 3000 --vs "$b" -- sh -c "$a" 2>&1 | grep -E 'wall|ratio|cpu|peak' || true
-  else
-    local ka=0 ob=0
-    for _ in $(seq "$RUNS"); do
-      /usr/bin/time -f %e -o "$W/t" sh -c "$a"; ka=$(echo "$ka + $(cat "$W/t")" | bc)
-      /usr/bin/time -f %e -o "$W/t" sh -c "$b"; ob=$(echo "$ob + $(cat "$W/t")" | bc)
-    done
-    printf 'kiln %.2fs  ostree %.2fs  ratio %.2f\n' "$(echo "$ka/$RUNS" | bc -l)" "$(echo "$ob/$RUNS" | bc -l)" "$(echo "$ka/$ob" | bc -l)"
-  fi
+  local ka=0 ob=0
+  for _ in $(seq "$RUNS"); do
+    /usr/bin/time -f %e -o "$W/t" sh -c "$a"; ka=$(echo "$ka + $(cat "$W/t")" | bc)
+    /usr/bin/time -f %e -o "$W/t" sh -c "$b"; ob=$(echo "$ob + $(cat "$W/t")" | bc)
+  done
+  printf 'kiln %.2fs  ostree %.2fs  ratio %.2f\n' "$(echo "$ka/$RUNS" | bc -l)" "$(echo "$ob/$RUNS" | bc -l)" "$(echo "$ka/$ob" | bc -l)"
 }
 bench "deploy (large commit, again over itself)" \
   "exec $KILN admin deploy --sysroot=$K --os=bench bench/a >/dev/null" \

@@ -319,3 +319,30 @@ fn kiln_origin(root: &Path) -> String {
 fn write_origin(root: &Path, text: &str) {
     std::fs::write(origin_path(root), text).unwrap();
 }
+
+/// `kiln status | head -1`: when the reader has gone, kiln ends quietly
+/// (status 141, as a tool killed by SIGPIPE) instead of panicking. The
+/// pipe's read end is closed before kiln starts, so its first write fails.
+#[test]
+fn status_into_a_closed_pipe_ends_quietly() {
+    if !have_env() {
+        return;
+    }
+    let sc = Scratch::new();
+    let root = sc.path("sysroot");
+    std::fs::create_dir_all(&root).unwrap();
+    ok(kiln().args(["admin", "init-fs"]).arg(&root));
+    ok(kiln()
+        .args(["admin", "os-init", "fakeos"])
+        .arg(sysroot_arg(&root)));
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = sys("status", &root)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

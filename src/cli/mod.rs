@@ -59,6 +59,7 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
+    quiet_broken_pipe();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // `kiln app run` starts every app: no clap tree, no logging set-up (the
     // launch path logs nothing) when its arguments are in a simple form.
@@ -78,6 +79,27 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `kiln status | head -1`: Rust ignores SIGPIPE, so `println!` to a
+/// closed pipe panics. The reader has gone and wants nothing more; end as a
+/// shell tool would (status 141, as if killed by SIGPIPE), silently. Every
+/// other panic keeps the default report. (Only stdout printing is covered:
+/// kiln's own pipes to child processes still see EPIPE as an error.)
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 fn set_failpoint() {

@@ -391,6 +391,34 @@ pub enum AppCommand {
     },
     /// Update a repository's summary (with Flatpak's cache).
     BuildUpdateRepo { location: PathBuf },
+    /// Write a ref of a repository as a Flatpak single-file bundle.
+    BuildBundle {
+        /// Bundle a runtime.
+        #[arg(long)]
+        runtime: bool,
+        #[arg(long)]
+        arch: Option<String>,
+        /// URL of the app's repository (the bundle's `origin`).
+        #[arg(long)]
+        repo_url: Option<String>,
+        /// URL of a .flatpakrepo for the runtime.
+        #[arg(long)]
+        runtime_repo: Option<String>,
+        #[arg(long)]
+        json: bool,
+        location: PathBuf,
+        filename: PathBuf,
+        name: String,
+        #[arg(default_value = "master")]
+        branch: String,
+    },
+    /// Import a Flatpak single-file bundle into a repository.
+    BuildImportBundle {
+        #[arg(long)]
+        json: bool,
+        location: PathBuf,
+        filename: PathBuf,
+    },
 }
 
 /// `--user` / `--system` where both are searched by default.
@@ -1254,8 +1282,51 @@ pub fn run(args: AppArgs) -> anyhow::Result<ExitCode> {
         AppCommand::BuildUpdateRepo { location } => {
             kiln_apps::build::build_update_repo(&location)?;
         }
+        AppCommand::BuildBundle {
+            runtime,
+            arch,
+            repo_url,
+            runtime_repo,
+            json,
+            location,
+            filename,
+            name,
+            branch,
+        } => {
+            let opts = kiln_apps::bundle::BundleOptions {
+                runtime,
+                arch,
+                repo_url,
+                runtime_repo,
+            };
+            let r = kiln_apps::bundle::build_bundle(&location, &filename, &name, &branch, &opts)?;
+            print_bundle(&r, json)?;
+        }
+        AppCommand::BuildImportBundle {
+            json,
+            location,
+            filename,
+        } => {
+            let r = kiln_apps::bundle::import_bundle(&location, &filename)?;
+            print_bundle(&r, json)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_bundle(r: &kiln_apps::bundle::BundleInfo, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        println!("Commit: {}", r.commit);
+        println!("Ref: {}", r.appref);
+        println!(
+            "Bundle size: {}, installed size: {}",
+            kiln_store::util::format_size(r.size),
+            kiln_store::util::format_size(r.installed_size)
+        );
+    }
+    Ok(())
 }
 
 fn find_any<'a>(

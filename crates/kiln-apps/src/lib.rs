@@ -8,6 +8,8 @@
 //! - [`remotes`], [`install`]: remotes, install/update/rollback/uninstall;
 //! - [`build`]: `build-init`, `build-finish`, `build-export`,
 //!   `build-update-repo` (Flatpak's commit metadata and summary cache);
+//! - [`bundle`]: Flatpak single-file bundles (`build-bundle`,
+//!   `build-import-bundle`);
 //! - [`launch`]: the sandbox for `run` and `build` (via kiln-sandbox);
 //! - [`overrides`], [`instances`], [`exports`].
 //!
@@ -17,6 +19,7 @@
 
 pub mod appref;
 pub mod build;
+pub mod bundle;
 pub mod context;
 pub mod error;
 pub mod exports;

@@ -128,7 +128,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 pub fn report_error(err: &anyhow::Error) {
     let mut msg = format!("error: {err}");
     for cause in err.chain().skip(1) {
-        msg.push_str(&format!(": {cause}"));
+        // Errors that print their source ("PATH: {source}") and also
+        // return it from source() would repeat it.
+        let cause = cause.to_string();
+        if !msg.contains(&cause) {
+            msg.push_str(": ");
+            msg.push_str(&cause);
+        }
     }
     eprintln!("{msg}");
 }

@@ -97,6 +97,10 @@ make_sysroot() {
 S=$W/sysroot
 make_sysroot $S
 repo_before=$(du -sb $S/ostree/repo/objects | cut -f1)
+# Each side starts with nothing dirty in the page cache: the set-up just
+# wrote a whole tree, and kiln's syncfs before the boot swap would pay for
+# flushing it.
+sync
 kiln_s=$(seconds $KILN install --sysroot=$S $PKG)
 # (grep reads everything: kiln must not see a closed pipe under pipefail.)
 layered() { $KILN status --json --sysroot=$1 | grep -c "\"$PKG\"" >/dev/null; }
@@ -131,6 +135,7 @@ printf '%s\n' \
     "exec chroot \$R /bin/bash -c 'TIMEFORMAT=%R; { time /tmp/kiln install --apply-live $PKG >$W/live.log 2>&1; } 2>$W/live.time'" \
     > $W/booted.sh
 live_s=
+sync
 if unshare -m -p -f sh $W/booted.sh && layered $L; then
     live_s=$(cat $W/live.time)
 else
@@ -144,6 +149,7 @@ rm -f $C/etc/apt/sources.list $C/etc/apt/sources.list.d/*
 echo "deb [trusted=yes] file:/srv/repo ./" > $C/etc/apt/sources.list.d/bench.list
 mount -t proc proc $C/proc
 chroot $C apt-get -qq update >/dev/null
+sync
 apt_s=$(seconds chroot $C env DEBIAN_FRONTEND=noninteractive apt-get -y -o APT::Install-Recommends=false install $PKG)
 chroot $C dpkg -s $PKG >/dev/null
 

@@ -10,33 +10,6 @@ mod common;
 
 use app_support::*;
 use std::path::Path;
-use std::process::Command;
-
-fn flatpak(w: &World) -> Command {
-    let mut c = Command::new("flatpak");
-    c.env("FLATPAK_SYSTEM_DIR", w.path().join("fp-system"))
-        .env("FLATPAK_USER_DIR", w.path().join("fp-user"))
-        .env("HOME", &w.home)
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .env_remove("XDG_RUNTIME_DIR");
-    c
-}
-
-fn fp_ok(w: &World, args: &[&str]) -> String {
-    let mut c = flatpak(w);
-    c.args(args);
-    common::run_ok(c)
-}
-
-fn have_flatpak() -> bool {
-    available()
-        && require(
-            "flatpak and ostree",
-            sh("command -v flatpak && command -v ostree")
-                .status
-                .success(),
-        )
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -155,31 +128,7 @@ fn kiln_imports_flatpak_bundles() {
     // bundled by flatpak.
     let fprepo = w.path().join("fprepo");
     common::run_ok(common::ostree_repo(&fprepo, "init").arg("--mode=archive-z2"));
-    let rt = w.path().join("fprt");
-    std::fs::create_dir_all(&rt).unwrap();
-    assert!(sh(&format!(
-        "cp -al {} {}/files",
-        runtime_files().display(),
-        rt.display()
-    ))
-    .status
-    .success());
-    std::fs::write(
-        rt.join("metadata"),
-        format!("[Runtime]\nname={RUNTIME}\nruntime={RUNTIME}/x86_64/1\nsdk={RUNTIME}/x86_64/1\n"),
-    )
-    .unwrap();
-    fp_ok(
-        &w,
-        &[
-            "build-export",
-            "--runtime",
-            "--files=files",
-            s(&fprepo),
-            s(&rt),
-            "1",
-        ],
-    );
+    flatpak_export_runtime(&w, &fprepo);
     let rt_commit = common::ostree_rev_parse(&fprepo, "runtime/org.kiln.Test/x86_64/1");
     let c1 = w.export_app(&fprepo, APP, v1(), &[]);
 

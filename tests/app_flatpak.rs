@@ -10,33 +10,6 @@ mod common;
 mod remote_support;
 
 use app_support::*;
-use std::process::Command;
-
-fn flatpak(w: &World) -> Command {
-    let mut c = Command::new("flatpak");
-    c.env("FLATPAK_SYSTEM_DIR", w.path().join("fp-system"))
-        .env("FLATPAK_USER_DIR", w.path().join("fp-user"))
-        .env("HOME", &w.home)
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .env_remove("XDG_RUNTIME_DIR");
-    c
-}
-
-fn fp_ok(w: &World, args: &[&str]) -> String {
-    let mut c = flatpak(w);
-    c.args(args);
-    common::run_ok(c)
-}
-
-fn have_flatpak() -> bool {
-    available()
-        && require(
-            "flatpak and ostree",
-            sh("command -v flatpak && command -v ostree")
-                .status
-                .success(),
-        )
-}
 
 #[test]
 fn flatpak_installs_and_runs_what_kiln_exported() {
@@ -91,31 +64,7 @@ fn kiln_installs_and_runs_what_flatpak_built() {
     let repo = w.path().join("fprepo");
     common::run_ok(common::ostree_repo(&repo, "init").arg("--mode=archive-z2"));
     // Runtime: the same Debian-built tree, exported by flatpak.
-    let rt = w.path().join("fprt");
-    std::fs::create_dir_all(&rt).unwrap();
-    assert!(sh(&format!(
-        "cp -al {} {}/files",
-        runtime_files().display(),
-        rt.display()
-    ))
-    .status
-    .success());
-    std::fs::write(
-        rt.join("metadata"),
-        format!("[Runtime]\nname={RUNTIME}\nruntime={RUNTIME}/x86_64/1\nsdk={RUNTIME}/x86_64/1\n"),
-    )
-    .unwrap();
-    fp_ok(
-        &w,
-        &[
-            "build-export",
-            "--runtime",
-            "--files=files",
-            repo.to_str().unwrap(),
-            rt.to_str().unwrap(),
-            "1",
-        ],
-    );
+    flatpak_export_runtime(&w, &repo);
     // flatpak build-init wants the SDK installed.
     let url = format!("file://{}", repo.display());
     fp_ok(&w, &["remote-add", "--no-gpg-verify", "local", &url]);

@@ -305,3 +305,61 @@ pub fn v1() -> &'static str {
 pub fn v2() -> &'static str {
     "#!/bin/sh\necho \"hello v2 from $FLATPAK_ID\"\nexit 4\n"
 }
+
+/// The real `flatpak`, with its installations inside the test's world (no
+/// session bus, HOME in the world).
+pub fn flatpak(w: &World) -> Command {
+    let mut c = Command::new("flatpak");
+    c.env("FLATPAK_SYSTEM_DIR", w.path().join("fp-system"))
+        .env("FLATPAK_USER_DIR", w.path().join("fp-user"))
+        .env("HOME", &w.home)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("XDG_RUNTIME_DIR");
+    c
+}
+
+pub fn fp_ok(w: &World, args: &[&str]) -> String {
+    let mut c = flatpak(w);
+    c.args(args);
+    run_ok(c)
+}
+
+pub fn have_flatpak() -> bool {
+    available()
+        && require(
+            "flatpak and ostree",
+            sh("command -v flatpak && command -v ostree")
+                .status
+                .success(),
+        )
+}
+
+/// The test runtime (`runtime_files`), exported by `flatpak build-export
+/// --runtime` into `repo` (an archive repo) as `runtime/RUNTIME/x86_64/1`.
+pub fn flatpak_export_runtime(w: &World, repo: &Path) {
+    let rt = w.path().join("fprt");
+    std::fs::create_dir_all(&rt).unwrap();
+    assert!(sh(&format!(
+        "cp -al {} {}/files",
+        runtime_files().display(),
+        rt.display()
+    ))
+    .status
+    .success());
+    std::fs::write(
+        rt.join("metadata"),
+        format!("[Runtime]\nname={RUNTIME}\nruntime={RUNTIME}/x86_64/1\nsdk={RUNTIME}/x86_64/1\n"),
+    )
+    .unwrap();
+    fp_ok(
+        w,
+        &[
+            "build-export",
+            "--runtime",
+            "--files=files",
+            &repo.to_string_lossy(),
+            &rt.to_string_lossy(),
+            "1",
+        ],
+    );
+}
